@@ -1,0 +1,2311 @@
+#!/bin/sh
+# redo.py 0.1.0 - djb's redo build system in one file.  MIT licence, see COPYING or `redo --help`.
+""":"
+# ---- POSIX sh part: the fast path, read by /bin/sh, a string to Python ----
+# Inside a running build (REDO_RUN names the coordinator's directory) the
+# commands that change the build are answered by the coordinator process:
+# this client writes its request to a file, names it on the coordinator's
+# fifo and waits for a one-line answer, without starting Python.  Anything
+# else starts Python on this same file, through a cache of its compiled code.
+n=${0##*/}
+case $n in redo-*) c=${n#redo-} ;; *) c=redo ;; esac
+if [ "$c" = redo ]; then
+  case ${1-} in
+    redo|ifchange|ifcreate|always|stamp|ood|targets|sources|whichdo|log|dot|affects|cleanup) c=$1; shift ;;
+    redo-*) c=${1#redo-}; shift ;;
+  esac
+fi
+r=${REDO_RUN-}
+case $c in redo|ifchange|ifcreate|always|stamp) [ -n "$r" ] && [ -p "$r/req" ] || r= ;; *) r= ;; esac
+case ${1-} in -*) r= ;; esac
+[ -n "$r" ] && { kill -0 "${REDO_PID-x}"; } 2>/dev/null || r=
+if [ -n "$r" ]; then
+  j=${REDO_JOB-0}
+  if [ "$c" = stamp ]; then
+    { printf '%s\0' "$PWD"; cat; } >"$r/$$.q" || exit 2
+  else
+    printf '%s\0' "$PWD" "$@" >"$r/$$.q" || exit 2
+  fi
+  set -C
+  if { true >"$r/$j.c"; } 2>/dev/null; then k=J f=$r/$j.r; else k=P f=$r/$$.r; mkfifo "$f" || exit 2; fi
+  printf '%s %s %s %s\n' "$c" "$j" $$ $k >"$r/req" || exit 2
+  x=
+  read -r x <"$f"
+  printf 'done %s %s %s\n' "$j" $$ $k >"$r/req" 2>/dev/null
+  case $x in [0-9]|[0-9][0-9]|[0-9][0-9][0-9]) exit "$x" ;; esac
+  echo "redo-$c: lost contact with the running redo" >&2
+  exit 2
+fi
+d=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/redo.py
+py=${REDO_PYTHON-}
+if [ -z "$py" ]; then
+  read -r py 2>/dev/null <"$d/python"
+  if [ -z "$py" ] || [ ! -x "$py" ]; then
+    py=
+    for p in python3 python; do
+      py=$("$p" -c 'import sys; sys.version_info >= (3, 8) and print(sys.executable)' 2>/dev/null) && [ -n "$py" ] && break
+      py=
+    done
+    [ -n "$py" ] || { echo "redo: no Python 3.8 or newer found on PATH" >&2; exit 127; }
+    { mkdir -p "$d" && printf '%s\n' "$py" >"$d/python"; } 2>/dev/null
+  fi
+fi
+exec "$py" -S -c '
+import sys, os, marshal
+a = sys.argv; f = a[1]; d = a[2]; a[:3] = [f]
+try:
+    s = os.stat(f)
+    k = "%s/%s-%x-%x-%x-%x.code" % (d, sys.implementation.cache_tag, s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns)
+    with open(k, "rb") as h:
+        c = marshal.load(h)
+except Exception:
+    with open(f, "rb") as h:
+        c = compile(h.read(), f, "exec")
+    try:
+        os.makedirs(d, exist_ok=True)
+        with open(k + ".%d" % os.getpid(), "wb") as h:
+            marshal.dump(c, h)
+        os.replace(k + ".%d" % os.getpid(), k)
+    except Exception:
+        pass
+exec(c, {"__name__": "__main__", "__file__": f, "__builtins__": __builtins__})
+' "$0" "$d" "$@"
+":"""
+
+__doc__ = """redo.py - djb's redo build system in one file.
+
+A build is a set of shell scripts: to build `x.o`, redo runs `x.o.do` (or
+`default.o.do`, or `default.do`, here or in a parent directory) with
+$1 = the target, $2 = the target without its extension, $3 = a temporary
+file, and takes what the script wrote to $3 or to stdout as the new `x.o`.
+Scripts declare what they read with `redo-ifchange a b c`; redo records it
+and rebuilds only what changed since.
+
+Vendor it: copy redo.py into a project and run `./redo.py [target...]`.
+Nothing to install: the .do scripts it runs find `redo-ifchange` and every
+other command on their PATH.  Or install it (see install.sh) and call
+`redo`, `redo-ifchange`, ... from anywhere.
+
+Commands (by program name, or as the first argument of redo.py):
+  redo [-j N] [-k] [-x|-v] [-d] [targets]  build targets now (default: all)
+  redo-ifchange targets   depend on targets; build the out-of-date ones
+  redo-ifcreate files     depend on the files not existing
+  redo-always             rebuild the running target in every run
+  redo-stamp <data        count as unchanged when the data is the same
+  redo-ood / redo-targets / redo-sources    list targets and sources
+  redo-whichdo target     the .do files that could build target
+  redo-log [-r] [--trace FILE] targets  the stored stderr of the last build
+  redo-dot [targets]      the dependency graph for Graphviz
+  redo-affects files      the targets that depend on files
+  redo-cleanup            remove redo's temporary, lock and log files
+
+Exit status: 0 success, 1 a build failed, 2 usage or other error,
+128+N killed by signal N.  Every command answers --help and --version.
+
+The file is laid out in numbered sections; `grep -n '^# §' redo.py` prints
+the outline.  The first lines are POSIX sh: the launcher and the thin client
+that .do scripts talk to (see §12).
+"""
+
+LICENCE = """MIT License
+
+Copyright (c) 2026 The redo.py authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+"""
+
+import os
+import sys
+
+# =============================================================================
+# §1 Constants: names of environment variables, paths, formats, exit codes
+# =============================================================================
+
+VERSION = '0.1.0'
+
+# What the user sets.
+ENV_JOBS = 'REDO_JOBS'
+ENV_KEEP_GOING = 'REDO_KEEP_GOING'
+ENV_TOP_DIR = 'REDO_TOP_DIR'
+ENV_NO_SYNC = 'REDO_NO_SYNC'
+ENV_STOP_IF_MODIFIED = 'REDO_STOP_IF_MODIFIED'
+ENV_LOGS = 'REDO_LOGS'
+ENV_SILENT = 'REDO_SILENT'
+ENV_TRACE = 'REDO_TRACE'          # 1: -x for every target (as -xx)
+ENV_DEBUG = 'REDO_DEBUG'          # 1: -d
+ENV_VERBOSE = 'REDO_VERBOSE'      # 1: -v for every target (as -vv)
+ENV_NO_COLOR = 'NO_COLOR'
+ENV_MAKEFLAGS = 'MAKEFLAGS'
+ENV_PYTHON = 'REDO_PYTHON'        # the interpreter the sh launcher starts
+
+# What redo passes to the .do scripts it runs (see the README).
+ENV_RUN = 'REDO_RUN'              # the coordinator's directory (fifo, bin/)
+ENV_PID = 'REDO_PID'              # the coordinator's process id
+ENV_JOB = 'REDO_JOB'              # which running job a client speaks for
+ENV_TARGET = 'REDO_TARGET'        # the target being built, absolute path
+
+STATE_DIR = '.redo'               # per directory, beside the targets
+FORMAT = 'redo.py/1'              # first field of every state file
+STATE_SUFFIX = '.rec'
+LOCK_SUFFIX = '.lock'
+LOG_SUFFIX = '.log'
+TMP3_DIR = 'tmp'                  # $3 lives in .redo/tmp/<name>
+STDOUT_DIR = 'out'                # stdout is caught in .redo/out/<name>
+
+COMMAND_NAMES = ('redo', 'ifchange', 'ifcreate', 'always', 'stamp', 'ood',
+                 'targets', 'sources', 'whichdo', 'log', 'dot', 'affects',
+                 'cleanup')
+
+EXIT_OK = 0
+EXIT_FAILED = 1          # a target failed to build
+EXIT_USAGE = 2           # bad arguments, or an error outside any build
+EXIT_SIGNAL = 128        # + signal number, when interrupted
+
+HASH_CHUNK = 1 << 20
+
+
+# =============================================================================
+# §2 Errors and messages
+# =============================================================================
+
+class Error(Exception):
+    """Anything a user can cause.  main() prints it as one line, `redo: msg`,
+    and exits with `status`.  Programming errors are assertions instead."""
+
+    def __init__(self, msg, status=EXIT_FAILED):
+        Exception.__init__(self, msg)
+        self.status = status
+
+
+def quote(path):
+    """A path as shown in messages: as is, unless it holds odd characters."""
+    if path and path.isprintable() and path.strip() == path:
+        return path
+    return repr(path)
+
+
+class Term:
+    """stderr, shared by everything that prints: the per-target lines, the
+    .do scripts' own stderr, warnings, and the progress line, which is erased
+    before anything else is written so that it never mixes in."""
+
+    GREEN, RED, YELLOW, BOLD, PLAIN = '\033[32m', '\033[31m', '\033[33m', '\033[1m', '\033[m'
+
+    def __init__(self, env, progress=True):
+        tty = os.isatty(2)
+        self.color = (tty and ENV_NO_COLOR not in env
+                      and env.get('TERM', 'dumb') != 'dumb')
+        self.progress = progress and tty and env.get('TERM', 'dumb') != 'dumb'
+        self.status = ''                 # the progress line now on screen
+
+    def paint(self, color, text):
+        return color + text + self.PLAIN if self.color else text
+
+    def write(self, data):
+        """Writes bytes to stderr, under the progress line."""
+        if self.status:
+            data = b'\r\033[K' + data + self.status.encode(errors='replace')
+        write_all(2, data)
+
+    def line(self, text):
+        self.write((text + '\n').encode(errors='surrogateescape'))
+
+    def error(self, text):
+        self.line(self.paint(self.RED, 'redo: ') + text)
+
+    def warn(self, text):
+        self.line(self.paint(self.YELLOW, 'redo: warning: ') + text)
+
+    def show_status(self, text):
+        """Replaces the progress line (no newline: it stays at the bottom)."""
+        if not self.progress or text == self.status:
+            return
+        write_all(2, b'\r\033[K' + text.encode(errors='replace'))
+        self.status = text
+
+
+# =============================================================================
+# §3 OS layer: every system call that can fail for ordinary reasons
+# =============================================================================
+
+def write_all(fd, data):
+    while data:
+        try:
+            n = os.write(fd, data)
+        except BlockingIOError:
+            import select
+            select.select([], [fd], [])
+            continue
+        data = data[n:]
+
+
+def lstat_or_none(path):
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        raise Error('%s: %s' % (quote(path), e.strerror))
+
+
+def exists(path):
+    return lstat_or_none(path) is not None
+
+
+def unlink_quiet(path):
+    """Removes a file (or a directory tree); a missing one is no error."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except IsADirectoryError:
+        remove_tree(path)
+    except PermissionError:
+        if os.path.isdir(path) and not os.path.islink(path):
+            remove_tree(path)
+        else:
+            raise
+
+
+def remove_tree(path):
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def read_bytes_or_none(path):
+    try:
+        with open(path, 'rb') as f:
+            return f.read()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    except OSError as e:
+        raise Error('%s: %s' % (quote(path), e.strerror))
+
+
+def make_dirs(path):
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise Error('cannot create %s: %s' % (quote(path), e.strerror))
+
+
+def write_atomic(path, data, sync):
+    """Writes bytes to path through a temporary file and a rename, so that
+    readers see the old content or the new, never a part."""
+    tmp = '%s.%d.tmp' % (path, os.getpid())
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            write_all(fd, data)
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as e:
+        unlink_quiet(tmp)
+        raise Error('cannot write %s: %s' % (quote(path), e.strerror))
+
+
+def replace_path(src, dst):
+    """Renames src over dst, whether either is a file or a directory."""
+    try:
+        os.replace(src, dst)
+        return
+    except (IsADirectoryError, NotADirectoryError, FileExistsError, OSError) as e:
+        st = lstat_or_none(dst)
+        if st is None or not _is_dir(st):
+            raise Error('cannot rename %s to %s: %s' % (quote(src), quote(dst), e.strerror))
+    old = '%s.%d.old' % (src, os.getpid())
+    os.rename(dst, old)
+    os.rename(src, dst)
+    remove_tree(old)
+
+
+def _is_dir(st):
+    return (st.st_mode & 0o170000) == 0o040000
+
+
+# =============================================================================
+# §4 Paths and target names
+# =============================================================================
+# Targets are known by their absolute, normalised path.  State lives beside
+# them: for dir/name, dir/.redo/name.rec (and .lock, .log); every file in
+# .redo has exactly one of these suffixes, so no two targets' files collide.
+
+def abs_path(cwd, name):
+    return os.path.normpath(os.path.join(cwd, name))
+
+
+def rel_path(path, base):
+    """path relative to the directory base (both absolute, normalised)."""
+    if base == '/':
+        return path[1:] or '.'
+    if path.startswith(base) and path[len(base):len(base) + 1] == '/':
+        return path[len(base) + 1:]
+    if path == base:
+        return '.'
+    return os.path.relpath(path, base)
+
+
+def state_file(path, suffix):
+    d, name = os.path.split(path)
+    return os.path.join(d, STATE_DIR, name + suffix)
+
+
+def tmp_file(path, kind):
+    d, name = os.path.split(path)
+    return os.path.join(d, STATE_DIR, kind, name)
+
+
+# =============================================================================
+# §5 Recfiles: `Field: value` lines, a blank line between records
+# =============================================================================
+# A value holding a newline goes on as `+ ` continuation lines, as in GNU
+# recutils.  Files are bytes; names are decoded with surrogateescape, so any
+# file name the OS allows round-trips exactly.
+
+def rec_dump(records):
+    """[[(field, value), ...], ...] -> bytes."""
+    out = []
+    for rec in records:
+        for field, value in rec:
+            out.append('%s: %s\n' % (field, value.replace('\n', '\n+ ')))
+        out.append('\n')
+    return ''.join(out).encode('utf-8', 'surrogateescape')
+
+
+def rec_load(data):
+    """bytes -> [[(field, value), ...], ...]; raises ValueError if garbled."""
+    records, rec = [], []
+    for line in data.decode('utf-8', 'surrogateescape').split('\n'):
+        if not line:
+            if rec:
+                records.append(rec)
+                rec = []
+        elif line[0] == '+':
+            if not rec:
+                raise ValueError('continuation without a field')
+            field, value = rec[-1]
+            rec[-1] = (field, value + '\n' + line[2:])
+        else:
+            field, sep, value = line.partition(': ')
+            if not sep:
+                if line[-1:] != ':':
+                    raise ValueError('not a field: %r' % line)
+                field = line[:-1]
+            rec.append((field, value))
+    if rec:
+        records.append(rec)
+    return records
+
+
+# =============================================================================
+# §6 Stamps and hashes
+# =============================================================================
+# A file is known by two strings.  Its fingerprint, cheap to get from lstat:
+# size, inode, mode, mtime and ctime in nanoseconds.  Its identity, what a
+# change is measured by: type, permission bits and a hash of the content
+# (of the target of a symlink, of the names in a directory).  When the
+# fingerprint is the one stored, the identity stored is trusted without
+# reading the file; otherwise the identity is computed and compared, so
+# `touch`, a new hard link or a chown rebuild nothing, while an edit within
+# the same second is still seen (size or ctime differ).
+
+ABSENT = '-'
+
+
+def fingerprint(st):
+    if st is None:
+        return ABSENT
+    return '%d:%d:%o:%d:%d' % (st.st_size, st.st_ino, st.st_mode,
+                               st.st_mtime_ns, st.st_ctime_ns)
+
+
+def fingerprint_sans_ctime(fp):
+    """A target's own fingerprint is taken before the rename that puts it in
+    place, which changes its ctime only: that part is not compared."""
+    return fp.rpartition(':')[0] + ':*' if fp != ABSENT else fp
+
+
+def same_fingerprint(stored, fp):
+    if stored.endswith(':*'):
+        return fp.rpartition(':')[0] == stored[:-2]
+    return stored == fp
+
+
+def _hasher():
+    try:
+        from _blake2 import blake2b
+    except ImportError:
+        from hashlib import blake2b
+    return blake2b(digest_size=16)
+
+
+def identity(path, st):
+    """The identity of the file at path (st = its lstat, or None)."""
+    if st is None:
+        return ABSENT
+    kind = st.st_mode & 0o170000
+    perm = st.st_mode & 0o7777
+    h = _hasher()
+    if kind == 0o120000:
+        try:
+            h.update(os.fsencode(os.readlink(path)))
+            target = os.stat(path)
+        except OSError:
+            return 'l:' + h.hexdigest()
+        return 'l:' + h.hexdigest() + '>' + identity_followed(path, target)
+    if kind == 0o040000:
+        try:
+            names = sorted(os.listdir(path))
+        except OSError as e:
+            raise Error('cannot read %s: %s' % (quote(path), e.strerror))
+        h.update(os.fsencode('\0'.join(names)))
+        return 'd%o:%s' % (perm, h.hexdigest())
+    if kind != 0o100000:
+        return 'o%o:%o' % (kind, perm)
+    try:
+        with open(path, 'rb') as f:
+            while True:
+                chunk = f.read(HASH_CHUNK)
+                if not chunk:
+                    break
+                h.update(chunk)
+    except OSError as e:
+        raise Error('cannot read %s: %s' % (quote(path), e.strerror))
+    return 'f%o:%s' % (perm, h.hexdigest())
+
+
+def identity_followed(path, st):
+    return identity(path, st) if not _is_dir(st) else 'd%o' % (st.st_mode & 0o7777)
+
+
+def stamp_of_data(data):
+    h = _hasher()
+    h.update(data)
+    return h.hexdigest()
+
+
+# =============================================================================
+# §7 Per-target state
+# =============================================================================
+# One recfile per target, dir/.redo/name.rec.  The first record describes
+# the last build; each further record is one dependency, in the order the
+# .do asked for them (the .do file itself first):
+#
+#   Format: redo.py/1            Dep: ../include/x.h
+#   Target: x.o                  Fingerprint: 1234:5678:100644:...:...
+#   Result: ok | failed          Identity: f644:3b6f...
+#   Build: <unique id>
+#   Output: <fingerprint> <identity> | none     Ifcreate: config.local
+#   Previous: <identity before this build>
+#   Stamp: <redo-stamp hash>     (only with redo-stamp)
+#   Always: yes                  (only with redo-always)
+#   Do: default.o.do   Run: <run id>   Exit: 0   Started: <unix time>
+#   Seconds: 0.012     Slot: 1
+#
+# Names are relative to the target's directory.  A missing, truncated,
+# garbled or foreign file reads as None: the target was never built.
+
+class Dep:
+    __slots__ = ('kind', 'name', 'fp', 'ident')
+
+    def __init__(self, kind, name, fp=ABSENT, ident=ABSENT):
+        self.kind = kind          # 'Dep' (ifchange) or 'Ifcreate'
+        self.name = name
+        self.fp = fp
+        self.ident = ident
+
+
+class Record:
+    __slots__ = ('target', 'result', 'build', 'output', 'previous', 'stamp',
+                 'always', 'do', 'run', 'exit', 'started', 'seconds', 'slot',
+                 'deps', 'changed')
+
+    def __init__(self, target):
+        self.target = target
+        self.result = 'ok'
+        self.build = ''
+        self.output = None        # (fingerprint, identity), None if virtual
+        self.previous = ABSENT
+        self.stamp = ''
+        self.always = False
+        self.do = ''
+        self.run = ''
+        self.exit = 0
+        self.started = 0.0
+        self.seconds = 0.0
+        self.slot = 0
+        self.deps = []
+        self.changed = False      # refreshed fingerprints not yet written
+
+    def identity_for_dependents(self):
+        """What dependents compare: the redo-stamp, or for a target with no
+        file, its build id; None when the output file itself decides."""
+        if self.stamp:
+            return 's:' + self.stamp
+        if self.output is None:
+            return 'v:' + self.build
+        return None
+
+    def to_records(self):
+        head = [('Format', FORMAT), ('Target', self.target),
+                ('Result', self.result), ('Build', self.build),
+                ('Output', '%s %s' % self.output if self.output else 'none'),
+                ('Previous', self.previous)]
+        if self.stamp:
+            head.append(('Stamp', self.stamp))
+        if self.always:
+            head.append(('Always', 'yes'))
+        head += [('Do', self.do), ('Run', self.run), ('Exit', str(self.exit)),
+                 ('Started', '%.6f' % self.started),
+                 ('Seconds', '%.6f' % self.seconds), ('Slot', str(self.slot))]
+        recs = [head]
+        for d in self.deps:
+            if d.kind == 'Dep':
+                recs.append([('Dep', d.name), ('Fingerprint', d.fp), ('Identity', d.ident)])
+            else:
+                recs.append([('Ifcreate', d.name)])
+        return recs
+
+    @classmethod
+    def from_records(cls, recs):
+        head = dict(recs[0])
+        if head.get('Format') != FORMAT:
+            raise ValueError('not a %s file' % FORMAT)
+        self = cls(head['Target'])
+        self.result = head['Result']
+        self.build = head['Build']
+        out = head['Output']
+        if out != 'none':
+            fp, ident = out.split(' ')
+            self.output = (fp, ident)
+        self.previous = head.get('Previous', ABSENT)
+        self.stamp = head.get('Stamp', '')
+        self.always = head.get('Always') == 'yes'
+        self.do = head.get('Do', '')
+        self.run = head.get('Run', '')
+        self.exit = int(head.get('Exit', 0))
+        self.started = float(head.get('Started', 0))
+        self.seconds = float(head.get('Seconds', 0))
+        self.slot = int(head.get('Slot', 0))
+        for rec in recs[1:]:
+            field, value = rec[0]
+            if field == 'Dep':
+                f = dict(rec)
+                self.deps.append(Dep('Dep', value, f['Fingerprint'], f['Identity']))
+            elif field == 'Ifcreate':
+                self.deps.append(Dep('Ifcreate', value))
+            else:
+                raise ValueError('unknown record %r' % field)
+        return self
+
+
+def read_record(path):
+    """The state of the target at path, or None if it was never built (or
+    its state file is unreadable)."""
+    data = read_bytes_or_none(state_file(path, STATE_SUFFIX))
+    if not data:
+        return None
+    try:
+        rec = Record.from_records(rec_load(data))
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    if rec.target != os.path.basename(path):
+        return None
+    return rec
+
+
+def write_record(path, rec, sync):
+    make_dirs(os.path.join(os.path.dirname(path), STATE_DIR))
+    write_atomic(state_file(path, STATE_SUFFIX), rec_dump(rec.to_records()), sync)
+    rec.changed = False
+
+
+# =============================================================================
+# §8 Finding the .do file
+# =============================================================================
+# For dir/base.a.b: dir/base.a.b.do, then dir/default.a.b.do,
+# dir/default.b.do, dir/default.do, then the default*.do names again in each
+# parent directory, up to / or to the top ($REDO_TOP_DIR, or a directory
+# that holds .redo/top).  Instead of storing every candidate that did not
+# exist as an ifcreate dependency, the search is run again when a target is
+# checked and its result compared: the same rule, at a fraction of the cost.
+
+class DoFile:
+    __slots__ = ('path', 'dir', 'arg1', 'arg2')
+
+    def __init__(self, path, dir, arg1, arg2):
+        self.path, self.dir, self.arg1, self.arg2 = path, dir, arg1, arg2
+
+
+def do_candidates(path, top, exists_fn=exists):
+    """Yields (do_path, do_dir, $1, $2) in search order."""
+    d, base = os.path.split(path)
+    yield os.path.join(d, base + '.do'), d, base, base
+    exts = [base[i:] for i in range(1, len(base)) if base[i] == '.']
+    exts.append('')
+    sub = ''
+    while True:
+        for ext in exts:
+            if ext == '' and base.endswith('.do'):
+                continue            # default.do does not build .do files
+            name = 'default%s.do' % ext
+            arg1 = sub + base
+            yield os.path.join(d, name), d, arg1, arg1[:len(arg1) - len(ext)]
+        if d == '/' or d == top or (top is None and exists_fn(os.path.join(d, STATE_DIR, 'top'))):
+            return
+        d, part = os.path.split(d)
+        sub = part + '/' + sub
+
+
+def find_do(path, top, exists_fn=exists):
+    for cand in do_candidates(path, top, exists_fn):
+        if exists_fn(cand[0]):
+            return DoFile(*cand)
+    return None
+
+
+# =============================================================================
+# §9 The graph and why a target is out of date
+# =============================================================================
+# Graph holds what one process knows: a Node per path, each state file read
+# at most once, each file's identity computed at most once.  The questions
+# "is it a target?", "did this dependency change?" and "why is this target
+# out of date?" are answered here, by the same code for the build (§12),
+# redo-ood, redo-dot and -d.  A reason is a short sentence; None means up
+# to date; MODIFIED means a target was changed by hand and is now a source.
+
+MODIFIED = 'it was modified outside redo'
+
+
+class Node:
+    __slots__ = ('path', 'rec', 'loaded', 'fp', 'ident', 'done', 'ok',
+                 'started', 'waiters', 'waiting', 'parent', 'depth',
+                 'forced', 'top', 'built', 'lock')
+
+    def __init__(self, path):
+        self.path = path
+        self.rec = None
+        self.loaded = False
+        self.fp = None            # memo: fingerprint and identity now
+        self.ident = None
+        self.done = False         # up to date (or failed) in this run
+        self.ok = None
+        self.started = False
+        self.waiters = []         # tasks waiting for this node
+        self.waiting = ()         # nodes this node waits for (cycles)
+        self.parent = None        # who asked for it first (error chains)
+        self.depth = 0
+        self.forced = False       # `redo`, not `redo-ifchange`
+        self.top = False          # named on the command line
+        self.built = False        # its .do ran in this run
+        self.lock = None
+
+
+class Graph:
+    def __init__(self, env, cwd):
+        self.env = env
+        self.cwd = cwd
+        self.nodes = {}
+        self.exist_memo = {}
+        top = env.get(ENV_TOP_DIR)
+        self.top = abs_path(cwd, top) if top else None
+
+    def node(self, path):
+        n = self.nodes.get(path)
+        if n is None:
+            n = self.nodes[path] = Node(path)
+        return n
+
+    def record(self, n):
+        if not n.loaded:
+            n.rec = read_record(n.path)
+            n.loaded = True
+        return n.rec
+
+    def rel(self, path):
+        return rel_path(path, self.cwd)
+
+    def exists_memo(self, path):
+        """For .do candidates only: asked again and again, rarely changing."""
+        e = self.exist_memo.get(path)
+        if e is None:
+            e = self.exist_memo[path] = exists(path)
+        return e
+
+    def find_do(self, path):
+        return find_do(path, self.top, self.exists_memo)
+
+    def is_target(self, n):
+        """Built by redo before, or not there and buildable."""
+        if self.record(n) is not None:
+            return True
+        return not exists(n.path) and self.find_do(n.path) is not None
+
+    def now(self, n, dep=None):
+        """The identity of n now, as its dependents see it.  dep, a stored
+        Dep, lets an unchanged fingerprint skip the hash; when only the
+        fingerprint moved, dep.fp is refreshed and True is returned second."""
+        rec = self.record(n)
+        if rec is not None and rec.result == 'ok':
+            special = rec.identity_for_dependents()
+            if special is not None:
+                return special, False
+        st = lstat_or_none(n.path)
+        fp = fingerprint(st)
+        if dep is not None and same_fingerprint(dep.fp, fp):
+            return dep.ident, False
+        if n.fp != fp:
+            if rec is not None and rec.output and same_fingerprint(rec.output[0], fp):
+                n.ident = rec.output[1]
+            else:
+                n.ident = identity(n.path, st)
+            n.fp = fp
+        if dep is not None and n.ident == dep.ident:
+            dep.fp = fp
+            return n.ident, True
+        return n.ident, False
+
+    def why_modified(self, n, rec):
+        """Compares a built target with what its state says redo made."""
+        st = lstat_or_none(n.path)
+        if rec.output is None:
+            if st is None:
+                return None
+            ident = self.now_file(n, st)
+            return 'its last build was interrupted' if ident == rec.previous else MODIFIED
+        if st is None:
+            return 'it does not exist'
+        fp = fingerprint(st)
+        if same_fingerprint(rec.output[0], fp):
+            return None
+        ident = self.now_file(n, st)
+        if ident == rec.output[1]:
+            rec.output = (fp, ident)
+            rec.changed = True
+            return None
+        if ident == rec.previous:
+            return 'its last build was interrupted'
+        return MODIFIED
+
+    def now_file(self, n, st):
+        fp = fingerprint(st)
+        if n.fp != fp:
+            n.fp, n.ident = fp, identity(n.path, st)
+        return n.ident
+
+    def why_local(self, n, rec):
+        """The reasons that need no other target brought up to date first.
+        Returns (reason, [(dep, node), ...] of dependencies that are targets)."""
+        if rec.result != 'ok':
+            return 'its last build failed', ()
+        reason = self.why_modified(n, rec)
+        if reason is not None:
+            return reason, ()
+        if n.forced:
+            return 'redo was asked to build it', ()
+        if rec.always:
+            return 'it calls redo-always', ()
+        d = os.path.dirname(n.path)
+        do = self.find_do(n.path)
+        if do is None:
+            return 'no .do file can build it now', ()
+        if rel_path(do.path, d) != rec.do:
+            return '%s would build it now' % quote(self.rel(do.path)), ()
+        targets = []
+        for dep in rec.deps:
+            dn = self.node(abs_path(d, dep.name))
+            if dep.kind == 'Ifcreate':
+                if exists(dn.path):
+                    return '%s exists now' % quote(self.rel(dn.path)), ()
+            elif dn.done or self.is_target(dn):
+                targets.append((dep, dn))
+            else:
+                ident, refreshed = self.now(dn, dep)
+                if ident != dep.ident:
+                    return '%s changed' % quote(self.rel(dn.path)), ()
+                rec.changed |= refreshed
+        return None, targets
+
+    def why_targets(self, rec, targets):
+        """The rest of the reasons, once the targets among the dependencies
+        are up to date (done) in this run."""
+        for dep, dn in targets:
+            if not dn.ok:
+                return '%s failed' % quote(self.rel(dn.path))
+            ident, refreshed = self.now(dn, dep)
+            if ident != dep.ident:
+                return '%s changed' % quote(self.rel(dn.path))
+            rec.changed |= refreshed
+        return None
+
+    def why_static(self, root):
+        """Why root is out of date, without building anything: a target whose
+        dependency is itself out of date counts as out of date.  Iterative,
+        so that chains of any depth work.  Returns a reason or None."""
+        memo = {}
+        active = set()
+        stack = [(root, None)]
+        while stack:
+            n, pending = stack[-1]
+            if n.path in memo:
+                stack.pop()
+                continue
+            rec = self.record(n)
+            if pending is None:
+                if rec is None:
+                    memo[n.path] = None if exists(n.path) else (
+                        'it was never built' if self.find_do(n.path) else 'it does not exist')
+                    stack.pop()
+                    continue
+                reason, targets = self.why_local(n, rec)
+                if reason is not None:
+                    memo[n.path] = None if reason is MODIFIED else reason
+                    stack.pop()
+                    continue
+                if any(dn.path in active for dep, dn in targets):
+                    memo[n.path] = 'its dependencies form a cycle'
+                    stack.pop()
+                    continue
+                active.add(n.path)
+                stack[-1] = (n, targets)
+                for dep, dn in targets:
+                    if dn.path not in memo:
+                        stack.append((dn, None))
+                continue
+            stack.pop()
+            active.discard(n.path)
+            reason = None
+            for dep, dn in pending:
+                if memo.get(dn.path) is not None:
+                    reason = '%s is out of date' % quote(self.rel(dn.path))
+                    break
+                dn.ok = True
+            memo[n.path] = reason or self.why_targets(rec, pending)
+        return memo[root.path]
+
+
+# =============================================================================
+# §10 Job slots
+# =============================================================================
+# At most `jobs` .do scripts run at once.  A .do that is waiting for its
+# dependencies gives its slot back and takes one again, before any new .do
+# starts, when they are ready; so -j1 runs strictly one script at a time.
+
+class Slots:
+    def __init__(self, jobs):
+        self.free = jobs
+        self.resume = []          # tasks of waiting .do scripts, first
+        self.start = []           # tasks that want to start a .do
+
+    def want(self, task, resuming):
+        (self.resume if resuming else self.start).append(task)
+
+    def give_back(self):
+        self.free += 1
+
+    def hand_out(self):
+        """Yields the tasks that get a slot now."""
+        while self.free > 0 and (self.resume or self.start):
+            self.free -= 1
+            yield (self.resume or self.start).pop(0)
+
+    def drain(self):
+        """Yields the tasks waiting to start a .do (when the build stops)."""
+        waiting, self.start = self.start, []
+        return waiting
+
+
+# =============================================================================
+# §11 Running one .do
+# =============================================================================
+# The script runs with its own directory as cwd, stdin from /dev/null,
+# stdout into dir/.redo/out/name and stderr into a pipe that the coordinator
+# copies to its stderr and to dir/.redo/name.log.  posix_spawn cannot change
+# directory, so a one-line sh wrapper does the cd and then sources the .do
+# (or execs it when it is executable): `sh -e file.do` in one process.
+
+SH = '/bin/sh'
+WRAP_SOURCE = 'cd -- "$1" || exit 111; shift; . "$0"'
+WRAP_EXEC = 'cd -- "$1" || exit 111; shift; exec "$0" "$@"'
+
+
+class Job:
+    def __init__(self, run, node, do, jobid):
+        self.run = run
+        self.node = node
+        self.do = do
+        self.id = jobid
+        self.pid = None
+        self.waiter = None        # the task waiting for it to end
+        self.holding = True       # has a slot now
+        self.deps = []            # Dep records, in order asked
+        self.dep_names = set()
+        self.always = False
+        self.stamp = ''
+        self.err_fd = None
+        self.err_buf = b''
+        self.log_fd = None
+        self.fifo = os.path.join(run.dir, '%d.r' % jobid)
+        self.fifo_fd = None
+        self.tmp3 = tmp_file(node.path, TMP3_DIR)
+        self.out = tmp_file(node.path, STDOUT_DIR)
+        self.log = state_file(node.path, LOG_SUFFIX)
+        self.before = None
+        self.started = 0.0
+        self.status = None
+
+    def spawn(self, env, xtrace, verbose):
+        import time
+        n = self.node
+        d = os.path.dirname(n.path)
+        make_dirs(os.path.join(d, STATE_DIR, TMP3_DIR))
+        make_dirs(os.path.join(d, STATE_DIR, STDOUT_DIR))
+        unlink_quiet(self.tmp3)
+        unlink_quiet(self.log)
+        self.before = fingerprint(lstat_or_none(n.path))
+        os.mkfifo(self.fifo)
+        self.fifo_fd = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK)
+        out_fd = os.open(self.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        actions = [(os.POSIX_SPAWN_OPEN, 0, '/dev/null', os.O_RDONLY, 0),
+                   (os.POSIX_SPAWN_DUP2, out_fd, 1)]
+        err_w = None
+        if self.run.opts.logs:
+            self.err_fd, err_w = os.pipe()
+            os.set_blocking(self.err_fd, False)
+            actions.append((os.POSIX_SPAWN_DUP2, err_w, 2))
+        do = self.do
+        arg3 = rel_path(self.tmp3, do.dir)
+        if os.access(do.path, os.X_OK):
+            argv = [SH, '-c', WRAP_EXEC]
+        else:
+            argv = [SH, '-e'] + (['-x'] if xtrace else []) + (['-v'] if verbose else []) + ['-c', WRAP_SOURCE]
+        argv += [do.path, do.dir, do.arg1, do.arg2, arg3]
+        env = dict(env)
+        env[ENV_JOB] = str(self.id)
+        env[ENV_TARGET] = n.path
+        import signal
+        self.started = time.time()
+        try:
+            self.pid = os.posix_spawn(SH, argv, env, file_actions=actions,
+                                      setsigdef=(signal.SIGPIPE, signal.SIGXFSZ,
+                                                 signal.SIGINT, signal.SIGTERM,
+                                                 signal.SIGHUP))
+        except OSError as e:
+            raise Error('cannot run %s: %s' % (quote(do.path), e.strerror))
+        finally:
+            os.close(out_fd)
+            if err_w is not None:
+                os.close(err_w)
+
+    def read_stderr(self, final=False):
+        """Copies what the .do wrote to stderr, whole lines at a time."""
+        while True:
+            try:
+                data = os.read(self.err_fd, 65536)
+            except BlockingIOError:
+                data = None
+            if not data:
+                break
+            self.err_buf += data
+            if not final:
+                break
+        cut = self.err_buf.rfind(b'\n') + 1
+        if final:
+            cut = len(self.err_buf)
+            if cut and not self.err_buf.endswith(b'\n'):
+                self.err_buf += b'\n'
+                cut += 1
+        if cut:
+            chunk, self.err_buf = self.err_buf[:cut], self.err_buf[cut:]
+            self.keep_log(chunk)
+            if not self.run.opts.silent_stderr:
+                self.run.term.write(chunk)
+        return data == b''
+
+    def keep_log(self, chunk):
+        if self.log_fd is None:
+            try:
+                self.log_fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            except OSError:
+                self.log_fd = -1
+        if self.log_fd >= 0:
+            write_all(self.log_fd, chunk)
+
+    def close(self):
+        """Releases everything the job holds, but the temporary outputs."""
+        if self.err_fd is not None:
+            self.read_stderr(final=True)
+            os.close(self.err_fd)
+            self.err_fd = None
+        if self.log_fd is not None:
+            if self.log_fd >= 0:
+                os.close(self.log_fd)
+            self.log_fd = None
+        if self.fifo_fd is not None:
+            os.close(self.fifo_fd)
+            self.fifo_fd = None
+            unlink_quiet(self.fifo)
+            unlink_quiet(os.path.join(self.run.dir, '%d.c' % self.id))
+
+    def remove_temporaries(self):
+        unlink_quiet(self.tmp3)
+        unlink_quiet(self.out)
+
+    def add_dep(self, dep):
+        key = (dep.kind, dep.name)
+        if key not in self.dep_names:
+            self.dep_names.add(key)
+            self.deps.append(dep)
+
+
+# =============================================================================
+# §12 The coordinator
+# =============================================================================
+# Design note.  A top-level `redo` (or `redo-ifchange`) becomes the one
+# process that owns the run: the graph, the state files, the job slots and
+# every .do process.  The redo-* commands that the .do scripts run are thin
+# clients of it: the sh part at the top of this file, started through
+# symlinks in REDO_RUN/bin that come first on the scripts' PATH.  So a call
+# inside a build costs one /bin/sh start and never a Python start, and
+# nothing is read from disk twice in a run.
+#
+# The protocol, all in REDO_RUN (a private directory):
+#   - the client writes its request to <pid>.q: NUL-terminated fields, the
+#     working directory first, then the arguments (redo-stamp: stdin);
+#   - it claims its job's reply fifo <job>.r by creating <job>.c with
+#     O_EXCL, or, if another client of the same job holds it (commands run
+#     in parallel from one .do), makes its own fifo <pid>.r;
+#   - it writes `cmd job pid J|P` to the fifo `req` (one short write, so
+#     atomic between clients), reads the one-line exit status from its reply
+#     fifo, then writes `done job pid J|P` so that the claim is released.
+# The coordinator holds `req` and each reply fifo open read-write, so no
+# open ever blocks it, and a client whose coordinator dies reads EOF.
+#
+# Work is done by tasks: generators that yield what they wait for (a list
+# of nodes, a job slot, a running Job, a pause) and are resumed by the loop
+# in Run.build.  A wait on a node that already waits, through any chain,
+# on the waiter is a cycle, reported with its path instead of hanging.
+
+SLOT = 'slot'
+RESUME = 'resume'
+
+
+class Task:
+    __slots__ = ('gen', 'node', 'nodes', 'count')
+
+    def __init__(self, gen, node):
+        self.gen = gen
+        self.node = node          # on whose behalf it waits (cycles), or None
+        self.nodes = ()
+        self.count = 0
+
+
+class Options:
+    """Everything that shapes a build, read once from the environment and
+    the command line, and written back to the environment for the children."""
+
+    def __init__(self, env):
+        self.jobs = _int_env(env, ENV_JOBS, 0) or os.cpu_count() or 1
+        self.keep_going = _flag(env, ENV_KEEP_GOING)
+        self.xtrace = 2 if _flag(env, ENV_TRACE) else 0
+        self.verbose = 2 if _flag(env, ENV_VERBOSE) else 0
+        self.debug = _flag(env, ENV_DEBUG)
+        self.silent = _flag(env, ENV_SILENT)
+        self.logs = env.get(ENV_LOGS, '1') != '0'
+        self.sync = not _flag(env, ENV_NO_SYNC)
+        self.stop_if_modified = _flag(env, ENV_STOP_IF_MODIFIED)
+        self.progress = True
+        self.silent_stderr = False
+
+    def export(self, env):
+        env[ENV_JOBS] = str(self.jobs)
+        for name, on in ((ENV_KEEP_GOING, self.keep_going), (ENV_DEBUG, self.debug),
+                         (ENV_TRACE, self.xtrace > 1), (ENV_VERBOSE, self.verbose > 1),
+                         (ENV_SILENT, self.silent)):
+            if on:
+                env[name] = '1'
+            else:
+                env.pop(name, None)
+
+
+def _flag(env, name):
+    return env.get(name, '') not in ('', '0', 'no', 'false')
+
+
+def _int_env(env, name, default):
+    value = env.get(name, '')
+    if not value:
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        raise Error('%s=%s: not a number' % (name, value), EXIT_USAGE)
+    if n < 0:
+        raise Error('%s=%s: must be 0 or more' % (name, value), EXIT_USAGE)
+    return n
+
+
+class Run(Graph):
+    def __init__(self, opts, env, cwd, term):
+        import time
+        Graph.__init__(self, env, cwd)
+        self.opts = opts
+        self.term = term
+        self.slots = Slots(opts.jobs)
+        self.slot_ids = list(range(opts.jobs, 0, -1))
+        from collections import deque
+        self.ready = deque()
+        self.jobs = {}            # pid -> Job
+        self.jobs_by_id = {}
+        self.next_job = 1
+        self.stopping = False     # a failure: start nothing new
+        self.failed = False
+        self.signal = 0
+        self.kill_at = 0.0
+        self.timers = []
+        self.fd_handlers = {}
+        self.replies = {}         # (job, pid) -> fd of a client's own fifo
+        self.req_buf = b''
+        self.run_id = '%d.%d' % (time.time_ns(), os.getpid())
+        self.started = time.time()
+        self.top_done = False
+        self.dir = None
+
+    # -- setting up and tearing down ------------------------------------------
+
+    def open(self):
+        import select
+        import signal
+        base = self.env.get('TMPDIR') or '/tmp'
+        for i in range(100):
+            d = os.path.join(base, 'redo-%d-%d-%s' % (os.getuid(), os.getpid(), os.urandom(3).hex()))
+            try:
+                os.mkdir(d, 0o700)
+                break
+            except FileExistsError:
+                continue
+            except OSError as e:
+                raise Error('cannot create a directory in %s: %s' % (quote(base), e.strerror), EXIT_USAGE)
+        self.dir = d
+        bin_dir = os.path.join(d, 'bin')
+        os.mkdir(bin_dir)
+        me = os.path.realpath(sys.argv[0] if sys.argv[0].endswith('redo.py') else __file__)
+        for name in COMMAND_NAMES:
+            os.symlink(me, os.path.join(bin_dir, 'redo' if name == 'redo' else 'redo-' + name))
+        os.mkfifo(os.path.join(d, 'req'))
+        self.req_fd = os.open(os.path.join(d, 'req'), os.O_RDWR | os.O_NONBLOCK)
+        self.poller = select.poll()
+        self.watch(self.req_fd, self.on_requests)
+        self.sig_r, sig_w = os.pipe()
+        os.set_blocking(self.sig_r, False)
+        os.set_blocking(sig_w, False)
+        self.sig_w = sig_w
+        self.watch(self.sig_r, self.on_signals)
+        signal.set_wakeup_fd(sig_w)
+        self.old_handlers = {}
+        for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            self.old_handlers[sig] = signal.signal(sig, _note_signal)
+        env = dict(self.env)
+        for name in (ENV_JOB, ENV_TARGET):
+            env.pop(name, None)
+        env[ENV_RUN] = d
+        env[ENV_PID] = str(os.getpid())
+        env[ENV_PYTHON] = sys.executable
+        env['PATH'] = bin_dir + os.pathsep + env.get('PATH', os.defpath)
+        self.opts.export(env)
+        self.job_env = env
+
+    def close(self):
+        import signal
+        if self.dir is None:
+            return
+        signal.set_wakeup_fd(-1)
+        for sig, old in self.old_handlers.items():
+            signal.signal(sig, old)
+        for fd in self.replies.values():
+            os.close(fd)
+        os.close(self.req_fd)
+        os.close(self.sig_r)
+        os.close(self.sig_w)
+        remove_tree(self.dir)
+        self.dir = None
+
+    def watch(self, fd, handler):
+        import select
+        self.fd_handlers[fd] = handler
+        self.poller.register(fd, select.POLLIN)
+
+    def unwatch(self, fd):
+        del self.fd_handlers[fd]
+        self.poller.unregister(fd)
+
+    # -- the loop ---------------------------------------------------------------
+
+    def build(self, paths, forced):
+        """Brings the nodes at paths up to date; returns the exit status."""
+        tops = []
+        for p in paths:
+            n = self.node(p)
+            n.top = True
+            if not n.started:
+                n.forced = n.forced or forced
+            tops.append(n)
+        self.ready.append((Task(self.t_top(tops), None), None))
+        import time
+        while True:
+            self.pump()
+            if self.top_done or (self.signal and not self.jobs):
+                break
+            timeout = None
+            if self.timers:
+                timeout = max(0, int((self.timers[0][0] - time.time()) * 1000) + 1)
+            if self.signal and self.kill_at:
+                timeout = 100 if timeout is None else min(timeout, 100)
+            if not self.jobs and timeout is None and not self.ready:
+                raise AssertionError('nothing left to run, but the build is not done')
+            self.poll(timeout)
+            self.fire_timers()
+            if self.signal:
+                self.escalate()
+        if self.signal:
+            return EXIT_SIGNAL + self.signal
+        return EXIT_OK if all(n.ok for n in tops) else EXIT_FAILED
+
+    def t_top(self, tops):
+        yield tops
+        self.top_done = True
+
+    def poll(self, timeout):
+        try:
+            events = self.poller.poll(timeout)
+        except InterruptedError:
+            return
+        for fd, ev in events:
+            handler = self.fd_handlers.get(fd)
+            if handler is not None:
+                handler(fd)
+
+    def fire_timers(self):
+        import heapq
+        import time
+        now = time.time()
+        while self.timers and self.timers[0][0] <= now:
+            self.ready.append((heapq.heappop(self.timers)[2], None))
+
+    def pump(self):
+        """Runs tasks until every one of them waits for something."""
+        ready = self.ready
+        while ready:
+            task, value = ready.popleft()
+            try:
+                want = task.gen.send(value)
+            except StopIteration:
+                continue
+            except Error as e:
+                self.term.error(str(e))
+                if task.node is not None and not task.node.done:
+                    self.finish(task.node, False)
+                continue
+            if type(want) is list:
+                self.wait_nodes(task, want)
+            elif want is SLOT or want is RESUME:
+                self.slots.want(task, want is RESUME)
+                self.hand_out_slots()
+            elif type(want) is Job:
+                want.waiter = task
+            else:
+                import heapq
+                import time
+                heapq.heappush(self.timers, (time.time() + want[1], id(task), task))
+
+    def wait_nodes(self, task, nodes):
+        pending = []
+        for n in nodes:
+            if not n.done:
+                if not n.started:
+                    self.start_node(n)
+                pending.append(n)
+        me = task.node
+        for n in pending:
+            cycle = self.find_cycle(me, n)
+            if cycle:
+                self.ready.append((task, cycle))
+                return
+        if not pending:
+            self.ready.append((task, all(n.ok for n in nodes)))
+            return
+        task.nodes = nodes
+        task.count = len(pending)
+        for n in pending:
+            n.waiters.append(task)
+        if me is not None:
+            me.waiting += (task,)
+
+    def find_cycle(self, me, start):
+        """The path me -> start -> ... -> me if start waits, through any
+        chain, for me; else None."""
+        if me is None:
+            return None
+        parent = {start.path: None}
+        stack = [start]
+        while stack:
+            x = stack.pop()
+            if x is me:
+                path = []
+                while x is not None:
+                    path.append(x)
+                    x = parent[x.path]
+                return [me] + path[::-1]
+            for t in x.waiting:
+                for m in t.nodes:
+                    if not m.done and m.path not in parent:
+                        parent[m.path] = x
+                        stack.append(m)
+        return None
+
+    def start_node(self, n):
+        n.started = True
+        self.ready.append((Task(self.t_update(n), n), None))
+
+    def finish(self, n, ok):
+        n.done = True
+        n.ok = ok
+        waiters, n.waiters = n.waiters, []
+        for t in waiters:
+            t.count -= 1
+            if t.count == 0:
+                if t.node is not None:
+                    t.node.waiting = tuple(x for x in t.node.waiting if x is not t)
+                self.ready.append((t, all(x.ok for x in t.nodes)))
+
+    def hand_out_slots(self):
+        if self.stopping:
+            for t in self.slots.drain():
+                self.ready.append((t, False))
+        for t in self.slots.hand_out():
+            self.ready.append((t, True))
+
+    def give_slot(self):
+        self.slots.give_back()
+        self.hand_out_slots()
+
+    # -- signals and child processes ------------------------------------------
+
+    def on_signals(self, fd):
+        import signal
+        try:
+            data = os.read(fd, 512)
+        except BlockingIOError:
+            return
+        for signum in data:
+            if signum == signal.SIGCHLD:
+                self.reap()
+            elif not self.signal:
+                self.interrupt(signum)
+        self.reap()
+
+    def reap(self):
+        while self.jobs:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            job = self.jobs.pop(pid, None)
+            if job is None:
+                continue
+            if os.WIFEXITED(status):
+                job.status = os.WEXITSTATUS(status)
+            else:
+                job.status = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else 255
+            self.ready.append((job.waiter, job.status))
+
+    def interrupt(self, signum):
+        """SIGINT, SIGTERM, SIGHUP: pass it on to every running .do (Ctrl-C
+        reaches them anyway), start nothing new, SIGKILL what is left after
+        a grace period, then exit with 128+signum."""
+        import time
+        self.signal = signum
+        self.stopping = True
+        self.hand_out_slots()
+        for job in self.jobs.values():
+            try:
+                os.kill(job.pid, signum)
+            except OSError:
+                pass
+        self.kill_at = time.time() + 1.5
+
+    def escalate(self):
+        import time
+        import signal
+        if self.kill_at and time.time() >= self.kill_at:
+            for job in self.jobs.values():
+                try:
+                    os.kill(job.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            self.kill_at = 0.0
+        self.reap()
+
+    # -- bringing one node up to date -------------------------------------------
+
+    def t_update(self, n):
+        """The task of node n: check it, build it if it is out of date."""
+        while True:
+            rec = self.record(n)
+            if rec is None:
+                if exists(n.path):
+                    if n.forced and n.top:
+                        self.term.warn('%s exists and was not built by redo: not redoing it'
+                                       % quote(self.rel(n.path)))
+                    self.finish(n, True)
+                    return
+                if self.find_do(n.path) is None:
+                    self.term.error('%s: no .do file to build it, and it does not exist%s'
+                                    % (quote(self.rel(n.path)), self.chain_text(n)))
+                    self.finish(n, False)
+                    return
+                reason = 'it was never built'
+            else:
+                reason, targets = self.why_local(n, rec)
+                if reason is None and targets:
+                    for dep, dn in targets:
+                        self.adopt(n, dn)
+                    yield [dn for dep, dn in targets]
+                    reason = self.why_targets(rec, targets)
+                if reason is MODIFIED:
+                    what = '%s was modified outside redo' % quote(self.rel(n.path))
+                    if self.opts.stop_if_modified:
+                        self.term.error(what + ' (REDO_STOP_IF_MODIFIED is set)')
+                        self.finish(n, False)
+                    else:
+                        self.term.warn(what + ': leaving it alone, it is a source from now on')
+                        self.finish(n, True)
+                    return
+                if reason is None:
+                    if rec.changed:
+                        write_record(n.path, rec, self.opts.sync)
+                    if self.opts.debug:
+                        self.debug(n, 'up to date')
+                    self.finish(n, True)
+                    return
+            if self.opts.debug:
+                self.debug(n, 'out of date: ' + reason)
+            if self.stopping:
+                self.finish(n, False)
+                return
+            if not (yield SLOT):
+                self.finish(n, False)
+                return
+            if self.take_lock(n):
+                break
+            self.give_slot()
+            yield ('sleep', 0.05)
+            n.loaded = False
+        try:
+            ok = yield from self.t_build(n)
+        finally:
+            self.drop_lock(n)
+        self.finish(n, ok)
+
+    def adopt(self, parent, n):
+        if n.parent is None and not n.top:
+            n.parent = parent
+            n.depth = parent.depth + 1
+
+    def debug(self, n, text):
+        self.term.line('redo: debug: %s: %s' % (quote(self.rel(n.path)), text))
+
+    def take_lock(self, n):
+        """Locks n against other redo processes; False if one holds it."""
+        import fcntl
+        d = os.path.join(os.path.dirname(n.path), STATE_DIR)
+        make_dirs(d)
+        fd = os.open(state_file(n.path, LOCK_SUFFIX), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        n.lock = fd
+        return True
+
+    def drop_lock(self, n):
+        if n.lock is not None:
+            os.close(n.lock)
+            n.lock = None
+
+    def t_build(self, n):
+        """Runs n's .do in a slot it holds; returns True if it succeeded."""
+        do = self.find_do(n.path)
+        if do is None:
+            self.term.error('%s: no .do file to build it%s' % (quote(self.rel(n.path)), self.chain_text(n)))
+            self.give_slot()
+            return False
+        job = Job(self, n, do, self.next_job)
+        self.next_job += 1
+        job.slot = self.slot_ids.pop() if self.slot_ids else 0
+        dn = self.node(do.path)
+        ident, _ = self.now(dn)
+        job.add_dep(Dep('Dep', rel_path(do.path, os.path.dirname(n.path)), dn.fp or ABSENT, ident))
+        self.show_start(n)
+        top = n.top or self.opts.xtrace > 1
+        try:
+            job.spawn(self.job_env, self.opts.xtrace and top,
+                      self.opts.verbose and (n.top or self.opts.verbose > 1))
+        except Error:
+            job.close()
+            self.give_slot()
+            raise
+        self.jobs[job.pid] = job
+        self.jobs_by_id[job.id] = job
+        if job.err_fd is not None:
+            self.watch(job.err_fd, lambda fd, job=job: job.read_stderr())
+        status = yield job
+        if job.err_fd is not None:
+            self.unwatch(job.err_fd)
+        job.close()
+        del self.jobs_by_id[job.id]
+        if job.slot:
+            self.slot_ids.append(job.slot)
+        if job.holding:
+            self.give_slot()
+        return self.commit(n, job, status)
+
+    def show_start(self, n):
+        if self.opts.silent:
+            return
+        t = self.term
+        self.term.line('%s %s%s' % (t.paint(t.GREEN, 'redo'), '  ' * n.depth + ' ',
+                                    t.paint(t.BOLD, self.rel(n.path))))
+
+    def chain_text(self, n):
+        chain = []
+        x = n.parent
+        while x is not None and len(chain) < 1000:
+            chain.append(quote(self.rel(x.path)))
+            x = x.parent
+        if not chain:
+            return ''
+        return ' (needed by %s)' % ' -> '.join(chain[::-1])
+
+    def commit(self, n, job, status):
+        """After the .do ended: puts its output in place and writes the state,
+        in this order, so that an interruption anywhere leaves either the old
+        target and state, or a state whose Previous matches the old target
+        (which reads as "interrupted": rebuild), or the new pair."""
+        import time
+        seconds = time.time() - job.started
+        if self.signal:
+            job.remove_temporaries()
+            return False
+        problem = None
+        st3 = lstat_or_none(job.tmp3)
+        sto = lstat_or_none(job.out)
+        has_out = sto is not None and sto.st_size > 0
+        do_name = quote(self.rel(job.do.path))
+        if status != 0:
+            problem = ('%s exited with status %d' % (do_name, status) if status > 0 else
+                       '%s was killed by signal %d' % (do_name, -status))
+        elif fingerprint(lstat_or_none(n.path)) != job.before:
+            problem = '%s wrote to $1 itself; it should write to $3 or to stdout' % do_name
+        elif st3 is not None and has_out:
+            problem = '%s wrote to both $3 and stdout' % do_name
+        old = self.record(n)
+        if problem:
+            job.remove_temporaries()
+            rec = old or Record(os.path.basename(n.path))
+            rec.result = 'failed'
+            self.stamp_run(rec, job, status, seconds)
+            write_record(n.path, rec, self.opts.sync)
+            n.rec = rec
+            self.failed = True
+            self.term.error('%s failed: %s%s' % (quote(self.rel(n.path)), problem, self.chain_text(n)))
+            if not self.opts.keep_going:
+                self.stopping = True
+                self.hand_out_slots()
+            return False
+        src = job.tmp3 if st3 is not None else (job.out if has_out else None)
+        rec = Record(os.path.basename(n.path))
+        rec.build = '%d.%d.%d' % (time.time_ns(), os.getpid(), job.id)
+        if src is not None:
+            st = lstat_or_none(src)
+            rec.output = (fingerprint_sans_ctime(fingerprint(st)), identity(src, st))
+        rec.previous = old.output[1] if old is not None and old.output else ABSENT
+        rec.stamp = job.stamp
+        rec.always = job.always
+        rec.do = rel_path(job.do.path, os.path.dirname(n.path))
+        rec.deps = job.deps
+        self.stamp_run(rec, job, 0, seconds)
+        write_record(n.path, rec, self.opts.sync)
+        if src is not None:
+            replace_path(src, n.path)
+        elif exists(n.path):
+            unlink_quiet(n.path)
+        job.remove_temporaries()
+        n.rec = rec
+        n.loaded = True
+        n.fp = None
+        n.built = True
+        return True
+
+    def stamp_run(self, rec, job, status, seconds):
+        rec.run = self.run_id
+        rec.exit = status
+        rec.started = job.started
+        rec.seconds = seconds
+        rec.slot = job.slot
+
+    # -- serving the clients ----------------------------------------------------
+
+    def on_requests(self, fd):
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        lines = (self.req_buf + data).split(b'\n')
+        self.req_buf = lines.pop()
+        for line in lines:
+            parts = line.decode('ascii', 'replace').split(' ')
+            if len(parts) != 4:
+                continue
+            cmd, jobid, pid, kind = parts
+            if cmd == 'done':
+                self.on_done(jobid, pid, kind)
+            else:
+                self.on_request(cmd, jobid, pid, kind)
+
+    def on_done(self, jobid, pid, kind):
+        if kind == 'J':
+            unlink_quiet(os.path.join(self.dir, '%s.c' % jobid))
+        else:
+            fd = self.replies.pop((jobid, pid), None)
+            if fd is not None:
+                os.close(fd)
+            unlink_quiet(os.path.join(self.dir, '%s.r' % pid))
+
+    def on_request(self, cmd, jobid, pid, kind):
+        job = self.jobs_by_id.get(int(jobid)) if jobid.isdigit() else None
+        if kind == 'J':
+            fd = job.fifo_fd if job is not None else None
+        else:
+            try:
+                fd = os.open(os.path.join(self.dir, '%s.r' % pid), os.O_RDWR | os.O_NONBLOCK)
+            except OSError:
+                return
+            self.replies[(jobid, pid)] = fd
+        qpath = os.path.join(self.dir, '%s.q' % pid)
+        data = read_bytes_or_none(qpath)
+        unlink_quiet(qpath)
+        if fd is None:
+            return
+        if job is None or data is None:
+            self.term.error('redo-%s: not called from a .do that this redo is running' % cmd)
+            self.reply(fd, EXIT_USAGE)
+            return
+        cwd, _, rest = data.partition(b'\0')
+        cwd = os.fsdecode(cwd)
+        if cmd == 'stamp':
+            args = rest
+        else:
+            args = [os.fsdecode(a) for a in rest.split(b'\0')[:-1]]
+        self.ready.append((Task(self.t_serve(job, cmd, cwd, args, fd), job.node), None))
+        self.pump()
+
+    def reply(self, fd, status):
+        try:
+            os.write(fd, b'%d\n' % status)
+        except OSError:
+            pass
+
+    def t_serve(self, job, cmd, cwd, args, fd):
+        status = EXIT_OK
+        try:
+            if cmd in ('ifchange', 'redo'):
+                status = yield from self.t_serve_build(job, cmd, cwd, args)
+            elif cmd == 'ifcreate':
+                status = self.serve_ifcreate(job, cwd, args)
+            elif cmd == 'always':
+                job.always = True
+            elif cmd == 'stamp':
+                job.stamp = stamp_of_data(args)
+            else:
+                status = EXIT_USAGE
+        except Error as e:
+            self.term.error(str(e))
+            status = e.status
+        self.reply(fd, status)
+
+    def t_serve_build(self, job, cmd, cwd, args):
+        parent = job.node
+        nodes = []
+        for a in args:
+            if not a:
+                raise Error('redo-%s: an empty target name' % cmd, EXIT_USAGE)
+            n = self.node(abs_path(cwd, a))
+            self.adopt(parent, n)
+            if cmd == 'redo' and not n.started:
+                n.forced = True
+            nodes.append(n)
+        if all(n.done for n in nodes):
+            ok = all(n.ok for n in nodes)
+        else:
+            released = job.holding
+            if released:
+                job.holding = False
+                self.give_slot()
+            ok = yield nodes
+            if type(ok) is list:
+                self.term.error('dependency cycle: %s'
+                                % ' -> '.join(quote(self.rel(x.path)) for x in ok))
+                ok = False
+            if released:
+                yield RESUME
+                job.holding = True
+        if cmd == 'ifchange':
+            d = os.path.dirname(parent.path)
+            for n in nodes:
+                if n.ok:
+                    ident, _ = self.now(n)
+                    fp = n.fp if (n.fp is not None and not ident.startswith(('s:', 'v:'))) else ABSENT
+                    job.add_dep(Dep('Dep', rel_path(n.path, d), fp, ident))
+        return EXIT_OK if ok else EXIT_FAILED
+
+    def serve_ifcreate(self, job, cwd, args):
+        d = os.path.dirname(job.node.path)
+        for a in args:
+            p = abs_path(cwd, a)
+            if exists(p):
+                raise Error('redo-ifcreate: %s exists' % quote(self.rel(p)))
+            job.add_dep(Dep('Ifcreate', rel_path(p, d)))
+        return EXIT_OK
+
+
+def _note_signal(signum, frame):
+    """A handler that does nothing: the wakeup fd carries the signal."""
+
+
+# =============================================================================
+# §13 The Python client
+# =============================================================================
+# The same protocol as the sh client, for when a .do reaches redo.py some
+# other way than through REDO_RUN/bin (`python3 redo.py ifchange x`, an
+# installed `redo-ifchange` earlier on a PATH the script set itself).
+
+def coordinator_dir(env):
+    """REDO_RUN if a coordinator is there and alive, else None."""
+    d = env.get(ENV_RUN)
+    if not d or not os.path.exists(os.path.join(d, 'req')):
+        return None
+    try:
+        os.kill(int(env.get(ENV_PID, '')), 0)
+    except (ValueError, OSError):
+        return None
+    return d
+
+
+def client_request(d, env, cmd, body):
+    job = env.get(ENV_JOB, '0')
+    pid = os.getpid()
+    with open(os.path.join(d, '%d.q' % pid), 'wb') as f:
+        f.write(body)
+    try:
+        os.close(os.open(os.path.join(d, '%s.c' % job), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        kind, fifo = 'J', os.path.join(d, '%s.r' % job)
+    except FileExistsError:
+        kind, fifo = 'P', os.path.join(d, '%d.r' % pid)
+        os.mkfifo(fifo)
+    req = os.open(os.path.join(d, 'req'), os.O_WRONLY)
+    try:
+        os.write(req, ('%s %s %d %s\n' % (cmd, job, pid, kind)).encode())
+        with open(fifo, 'rb') as f:
+            answer = f.readline()
+        os.write(req, ('done %s %d %s\n' % (job, pid, kind)).encode())
+    finally:
+        os.close(req)
+    try:
+        return int(answer)
+    except ValueError:
+        raise Error('redo-%s: lost contact with the running redo' % cmd, EXIT_USAGE)
+
+
+# =============================================================================
+# §14 Commands
+# =============================================================================
+# Each cmd_* takes (args, env) and returns an exit status.
+
+USAGE = {
+    'redo': 'redo [-j N] [-k] [-x|-xx] [-v|-vv] [-d] [-s] [--no-progress] [targets...]',
+    'ifchange': 'redo-ifchange [options as redo] [targets...]',
+    'ifcreate': 'redo-ifcreate files...',
+    'always': 'redo-always',
+    'stamp': 'redo-stamp <data',
+    'ood': 'redo-ood',
+    'targets': 'redo-targets',
+    'sources': 'redo-sources',
+    'whichdo': 'redo-whichdo target',
+    'log': 'redo-log [-r] [--trace FILE] [targets...]',
+    'dot': 'redo-dot [targets...]',
+    'affects': 'redo-affects files...',
+    'cleanup': 'redo-cleanup',
+}
+
+HELP = {
+    'redo': 'Builds each target (default: all) now, whether or not it is up to date.',
+    'ifchange': 'Records that the running target depends on each target, and builds\n'
+                'those that are out of date.  At top level, just builds them.',
+    'ifcreate': 'Records that the running target must be rebuilt if one of the files\n'
+                'comes into existence.  It is an error if one exists now.',
+    'always': 'Marks the running target out of date in every new run.',
+    'stamp': 'Reads stdin; the running target counts as unchanged for its dependents\n'
+             'when the data is the same as last time.',
+    'ood': 'Lists the targets under this directory that are out of date.',
+    'targets': 'Lists the targets under this directory that redo has built.',
+    'sources': 'Lists the source files that targets under this directory depend on.',
+    'whichdo': 'Prints the .do files that could build target, in search order, ending\n'
+               'with the one that exists (exit 0), or all of them (exit 1).',
+    'log': 'Prints the stderr kept from the last build of each target; -r also that\n'
+           'of what it depended on, as a tree; --trace FILE writes the last run as\n'
+           'Chrome trace-event JSON (open it in Perfetto or chrome://tracing).',
+    'dot': 'Prints the dependency graph in Graphviz dot: targets as boxes, sources\n'
+           'as ellipses, out-of-date targets in red.',
+    'affects': 'Lists the targets that would be rebuilt if these files changed.',
+    'cleanup': 'Removes redo\'s temporary, lock and log files under this directory\n'
+               '(never targets, sources or the state of what was built).',
+}
+
+BUILD_OPTIONS = """Options:
+  -j, --jobs N      run up to N .do scripts at once (default: number of CPUs)
+  -k, --keep-going  build everything that does not depend on a failure
+  -x, -xx           run the top-level (-x) or every (-xx) .do with sh -x
+  -v, -vv           run the top-level (-v) or every (-vv) .do with sh -v
+  -d, --debug       explain why each target is or is not out of date
+  -s, --silent      do not print a line for each target built
+  --no-progress     no progress line on the terminal
+"""
+
+
+def usage(cmd):
+    text = 'usage: %s\n\n%s\n' % (USAGE[cmd], HELP[cmd])
+    if cmd in ('redo', 'ifchange'):
+        text += '\n' + BUILD_OPTIONS
+    return text + '\nredo.py %s, MIT licence.  See the README for more.\n' % VERSION
+
+
+def parse_options(cmd, args, opts, allowed):
+    """Parses the options in `allowed` (short letters and long names) out of
+    args; returns the operands.  Handles --help and --version itself by
+    raising Done."""
+    rest = []
+    i = 0
+    values = {}
+    while i < len(args):
+        a = args[i]
+        i += 1
+        if a == '--':
+            rest += args[i:]
+            break
+        if a in ('-h', '--help'):
+            raise Done(usage(cmd))
+        if a in ('-V', '--version'):
+            raise Done('redo.py %s\n' % VERSION)
+        if a.startswith('--'):
+            name, eq, value = a[2:].partition('=')
+            if name not in allowed:
+                raise Error('redo-%s: unknown option %s (see --help)' % (cmd, a), EXIT_USAGE)
+            if allowed[name]:
+                if not eq:
+                    if i >= len(args):
+                        raise Error('redo-%s: %s needs a value' % (cmd, a), EXIT_USAGE)
+                    value = args[i]
+                    i += 1
+                values[name] = value
+            else:
+                values[name] = values.get(name, 0) + 1
+        elif a.startswith('-') and len(a) > 1:
+            j = 1
+            while j < len(a):
+                ch = a[j]
+                j += 1
+                if ch not in allowed:
+                    raise Error('redo-%s: unknown option -%s (see --help)' % (cmd, ch), EXIT_USAGE)
+                if allowed[ch]:
+                    value = a[j:]
+                    if not value:
+                        if i >= len(args):
+                            raise Error('redo-%s: -%s needs a value' % (cmd, ch), EXIT_USAGE)
+                        value = args[i]
+                        i += 1
+                    values[ch] = value
+                    break
+                values[ch] = values.get(ch, 0) + 1
+        else:
+            rest.append(a)
+    return rest, values
+
+
+class Done(Exception):
+    """--help or --version: print the text, exit 0."""
+
+
+BUILD_FLAGS = {'j': True, 'jobs': True, 'k': False, 'keep-going': False,
+               'x': False, 'v': False, 'd': False, 'debug': False,
+               'explain': False, 's': False, 'silent': False, 'no-progress': False}
+
+
+def build_options(cmd, args, env):
+    opts = Options(env)
+    targets, v = parse_options(cmd, args, opts, BUILD_FLAGS)
+    jobs = v.get('j', v.get('jobs'))
+    if jobs is not None:
+        if not jobs.isdigit():
+            raise Error('redo: -j %s: not a number' % jobs, EXIT_USAGE)
+        opts.jobs = int(jobs) or os.cpu_count() or 1
+    opts.keep_going |= bool(v.get('k') or v.get('keep-going'))
+    opts.xtrace = max(opts.xtrace, v.get('x', 0))
+    opts.verbose = max(opts.verbose, v.get('v', 0))
+    opts.debug |= bool(v.get('d') or v.get('debug') or v.get('explain'))
+    opts.silent |= bool(v.get('s') or v.get('silent'))
+    opts.progress = not v.get('no-progress')
+    return opts, targets
+
+
+def cmd_redo(args, env, cmd='redo'):
+    opts, targets = build_options(cmd, args, env)
+    if cmd == 'redo' and not targets:
+        targets = ['all']
+    for t in targets:
+        if not t:
+            raise Error('redo-%s: an empty target name' % cmd, EXIT_USAGE)
+    d = coordinator_dir(env)
+    if d is not None:
+        body = b''.join(os.fsencode(a) + b'\0' for a in [os.getcwd()] + targets)
+        return client_request(d, env, cmd, body)
+    if not targets:
+        return EXIT_OK
+    cwd = os.getcwd()
+    term = Term(env, opts.progress)
+    run = Run(opts, env, cwd, term)
+    try:
+        run.open()
+        return run.build([abs_path(cwd, t) for t in targets], cmd == 'redo')
+    finally:
+        run.close()
+
+
+def cmd_ifchange(args, env):
+    return cmd_redo(args, env, 'ifchange')
+
+
+def in_build_only(cmd, env, body):
+    d = coordinator_dir(env)
+    if d is None:
+        raise Error('redo-%s: must be run by a .do script during a build' % cmd, EXIT_USAGE)
+    return client_request(d, env, cmd, body)
+
+
+def cmd_ifcreate(args, env):
+    files, _ = parse_options('ifcreate', args, None, {})
+    body = b''.join(os.fsencode(a) + b'\0' for a in [os.getcwd()] + files)
+    return in_build_only('ifcreate', env, body)
+
+
+def cmd_always(args, env):
+    parse_options('always', args, None, {})
+    return in_build_only('always', env, os.fsencode(os.getcwd()) + b'\0')
+
+
+def cmd_stamp(args, env):
+    parse_options('stamp', args, None, {})
+    data = sys.stdin.buffer.read()
+    return in_build_only('stamp', env, os.fsencode(os.getcwd()) + b'\0' + data)
+
+
+def walk_records(root):
+    """Yields (path, Record) for every target with state under root."""
+    for d, dirs, files in os.walk(root):
+        if STATE_DIR in dirs:
+            sd = os.path.join(d, STATE_DIR)
+            try:
+                names = sorted(os.listdir(sd))
+            except OSError:
+                names = []
+            for name in names:
+                if name.endswith(STATE_SUFFIX):
+                    path = os.path.join(d, name[:-len(STATE_SUFFIX)])
+                    rec = read_record(path)
+                    if rec is not None:
+                        yield path, rec
+        dirs[:] = sorted(x for x in dirs if x != STATE_DIR)
+
+
+def print_paths(paths):
+    out = sys.stdout.buffer
+    for p in paths:
+        out.write(os.fsencode(p) + b'\n')
+    out.flush()
+
+
+def cmd_targets(args, env):
+    parse_options('targets', args, None, {})
+    g = Graph(env, os.getcwd())
+    print_paths(g.rel(p) for p, rec in walk_records(g.cwd))
+    return EXIT_OK
+
+
+def cmd_sources(args, env):
+    parse_options('sources', args, None, {})
+    g = Graph(env, os.getcwd())
+    found = set()
+    for p, rec in walk_records(g.cwd):
+        d = os.path.dirname(p)
+        for dep in rec.deps:
+            if dep.kind == 'Dep':
+                dp = abs_path(d, dep.name)
+                if dp not in found and g.record(g.node(dp)) is None:
+                    found.add(dp)
+    print_paths(sorted(g.rel(p) for p in found))
+    return EXIT_OK
+
+
+def cmd_ood(args, env):
+    parse_options('ood', args, None, {})
+    g = Graph(env, os.getcwd())
+    print_paths(g.rel(p) for p, rec in walk_records(g.cwd)
+                if g.why_static(g.node(p)) is not None)
+    return EXIT_OK
+
+
+def cmd_whichdo(args, env):
+    names, _ = parse_options('whichdo', args, None, {})
+    if len(names) != 1:
+        raise Error('usage: ' + USAGE['whichdo'], EXIT_USAGE)
+    g = Graph(env, os.getcwd())
+    found = []
+    for cand in do_candidates(abs_path(g.cwd, names[0]), g.top):
+        found.append(g.rel(cand[0]))
+        if exists(cand[0]):
+            print_paths(found)
+            return EXIT_OK
+    print_paths(found)
+    return EXIT_FAILED
+
+
+def cmd_affects(args, env):
+    files, _ = parse_options('affects', args, None, {})
+    g = Graph(env, os.getcwd())
+    users = {}
+    for p, rec in walk_records(g.cwd):
+        d = os.path.dirname(p)
+        for dep in rec.deps:
+            if dep.kind == 'Dep':
+                users.setdefault(abs_path(d, dep.name), []).append(p)
+    todo = [abs_path(g.cwd, f) for f in files]
+    seen = set()
+    while todo:
+        for u in users.get(todo.pop(), ()):
+            if u not in seen:
+                seen.add(u)
+                todo.append(u)
+    print_paths(sorted(g.rel(p) for p in seen))
+    return EXIT_OK
+
+
+def cmd_cleanup(args, env):
+    parse_options('cleanup', args, None, {})
+    removed = 0
+    for d, dirs, files in os.walk(os.getcwd()):
+        if STATE_DIR in dirs:
+            sd = os.path.join(d, STATE_DIR)
+            for kind in (TMP3_DIR, STDOUT_DIR):
+                if os.path.isdir(os.path.join(sd, kind)):
+                    remove_tree(os.path.join(sd, kind))
+                    removed += 1
+            for name in os.listdir(sd):
+                if name.endswith((LOCK_SUFFIX, LOG_SUFFIX, '.tmp')):
+                    unlink_quiet(os.path.join(sd, name))
+                    removed += 1
+        dirs[:] = [x for x in dirs if x != STATE_DIR]
+    return EXIT_OK
+
+
+def cmd_log(args, env):
+    names, v = parse_options('log', args, None, {'r': False, 'trace': True})
+    g = Graph(env, os.getcwd())
+    if 'trace' in v:
+        return write_trace(g, v['trace'])
+    if not names:
+        names = ['all']
+    out = sys.stdout.buffer
+    seen = set()
+    stack = [(abs_path(g.cwd, n), 0) for n in reversed(names)]
+    status = EXIT_OK
+    while stack:
+        path, depth = stack.pop()
+        rec = g.record(g.node(path))
+        if rec is None:
+            if depth == 0:
+                g_err = '%s: redo has no record of building it' % quote(g.rel(path))
+                sys.stderr.write('redo-log: %s\n' % g_err)
+                status = EXIT_FAILED
+            continue
+        if path in seen:
+            continue
+        seen.add(path)
+        indent = '  ' * depth
+        head = '%sredo %s (%s, exit %d, %.3fs)\n' % (
+            indent, g.rel(path), 'ok' if rec.result == 'ok' else 'FAILED', rec.exit, rec.seconds)
+        out.write(head.encode('utf-8', 'surrogateescape'))
+        log = read_bytes_or_none(state_file(path, LOG_SUFFIX)) or b''
+        for line in log.splitlines():
+            out.write(indent.encode() + b'  ' + line + b'\n')
+        if 'r' in v:
+            d = os.path.dirname(path)
+            for dep in reversed(rec.deps):
+                if dep.kind == 'Dep':
+                    stack.append((abs_path(d, dep.name), depth + 1))
+    out.flush()
+    return status
+
+
+def write_trace(g, dest):
+    """The last run under this directory as Chrome trace-event JSON: one
+    complete ('X') event per target, on the thread of the slot it ran in."""
+    import json
+    recs = list(walk_records(g.cwd))
+    runs = [rec.run for p, rec in recs if rec.run]
+    if not runs:
+        raise Error('redo-log: no build recorded under %s' % quote(g.cwd))
+    last = max(runs, key=lambda r: float(r.split('.')[0]))
+    events = [{'name': 'process_name', 'ph': 'M', 'pid': 1, 'tid': 0,
+               'args': {'name': 'redo ' + g.cwd}}]
+    t0 = min(rec.started for p, rec in recs if rec.run == last)
+    for p, rec in recs:
+        if rec.run != last:
+            continue
+        events.append({'name': g.rel(p), 'cat': 'target', 'ph': 'X', 'pid': 1,
+                       'tid': rec.slot, 'ts': round((rec.started - t0) * 1e6),
+                       'dur': round(rec.seconds * 1e6),
+                       'args': {'exit': rec.exit, 'result': rec.result, 'do': rec.do}})
+    data = json.dumps({'traceEvents': events, 'displayTimeUnit': 'ms'}, indent=1)
+    if dest == '-':
+        sys.stdout.write(data + '\n')
+    else:
+        try:
+            with open(dest, 'w') as f:
+                f.write(data + '\n')
+        except OSError as e:
+            raise Error('redo-log: cannot write %s: %s' % (quote(dest), e.strerror))
+    return EXIT_OK
+
+
+def cmd_dot(args, env):
+    names, _ = parse_options('dot', args, None, {})
+    g = Graph(env, os.getcwd())
+    if names:
+        todo = [abs_path(g.cwd, n) for n in names]
+    else:
+        todo = [p for p, rec in walk_records(g.cwd)]
+    lines = ['digraph redo {', '  rankdir=LR;', '  node [fontsize=10];']
+    seen = set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        n = g.node(p)
+        rec = g.record(n)
+        label = _dot_quote(g.rel(p))
+        if rec is None:
+            lines.append('  %s [shape=ellipse];' % label)
+            continue
+        ood = g.why_static(n) is not None
+        lines.append('  %s [shape=box%s];' % (label, ', color=red, fontcolor=red' if ood else ''))
+        d = os.path.dirname(p)
+        for dep in rec.deps:
+            dp = abs_path(d, dep.name)
+            style = ' [style=dashed]' if dep.kind == 'Ifcreate' else ''
+            lines.append('  %s -> %s%s;' % (label, _dot_quote(g.rel(dp)), style))
+            if dep.kind == 'Dep':
+                todo.append(dp)
+            elif dp not in seen:
+                seen.add(dp)
+                lines.append('  %s [shape=ellipse, style=dashed];' % _dot_quote(g.rel(dp)))
+    lines.append('}')
+    print_paths(lines)
+    return EXIT_OK
+
+
+def _dot_quote(s):
+    return '"%s"' % s.replace('\\', '\\\\').replace('"', '\\"').replace('\n', '\\n')
+
+
+# =============================================================================
+# §15 Dispatch and main
+# =============================================================================
+
+COMMANDS = {
+    'redo': cmd_redo, 'ifchange': cmd_ifchange, 'ifcreate': cmd_ifcreate,
+    'always': cmd_always, 'stamp': cmd_stamp, 'ood': cmd_ood,
+    'targets': cmd_targets, 'sources': cmd_sources, 'whichdo': cmd_whichdo,
+    'log': cmd_log, 'dot': cmd_dot, 'affects': cmd_affects,
+    'cleanup': cmd_cleanup,
+}
+
+
+def command_of(argv):
+    """(command, args) from the program name, or from the first argument
+    when started as redo.py, do or redo."""
+    name = os.path.basename(argv[0])
+    if name.startswith('redo-') and name[5:] in COMMANDS:
+        return name[5:], argv[1:]
+    if len(argv) > 1:
+        first = argv[1]
+        if first.startswith('redo-') and first[5:] in COMMANDS:
+            return first[5:], argv[2:]
+        if first in COMMANDS:
+            return first, argv[2:]
+    return 'redo', argv[1:]
+
+
+def main(argv):
+    cmd, args = command_of(argv)
+    env = os.environ
+    try:
+        return COMMANDS[cmd](args, env)
+    except Done as d:
+        sys.stdout.write(str(d))
+        return EXIT_OK
+    except Error as e:
+        msg = str(e)
+        sys.stderr.write(msg if msg.startswith('redo') else 'redo: ' + msg)
+        sys.stderr.write('\n')
+        return e.status
+    except KeyboardInterrupt:
+        return EXIT_SIGNAL + 2
+    except BrokenPipeError:
+        return EXIT_FAILED
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv))
