@@ -1017,13 +1017,16 @@ class Job:
                 os.close(err_w)
 
     def read_stderr(self, final=False):
-        """Copies what the .do wrote to stderr, whole lines at a time."""
+        """Copies what the .do wrote to stderr, whole lines at a time.
+        Returns False at end of file."""
+        more = True
         while True:
             try:
                 data = os.read(self.err_fd, 65536)
             except BlockingIOError:
-                data = None
+                break
             if not data:
+                more = False
                 break
             self.err_buf += data
             if not final:
@@ -1039,7 +1042,7 @@ class Job:
             self.keep_log(chunk)
             if not self.run.opts.silent_stderr:
                 self.run.term.write(chunk)
-        return data == b''
+        return more
 
     def keep_log(self, chunk):
         if self.log_fd is None:
@@ -1580,9 +1583,9 @@ class Run(Graph):
         self.jobs[job.pid] = job
         self.jobs_by_id[job.id] = job
         if job.err_fd is not None:
-            self.watch(job.err_fd, lambda fd, job=job: job.read_stderr())
+            self.watch(job.err_fd, lambda fd, job=job: job.read_stderr() or self.unwatch(fd))
         status = yield job
-        if job.err_fd is not None:
+        if job.err_fd in self.fd_handlers:
             self.unwatch(job.err_fd)
         job.close()
         del self.jobs_by_id[job.id]
