@@ -233,11 +233,19 @@ class Term:
         self.line(self.paint(self.YELLOW, 'redo: warning: ') + text)
 
     def show_status(self, text):
-        """Replaces the progress line (no newline: it stays at the bottom)."""
+        """Replaces the progress line (no newline: it stays at the bottom);
+        '' erases it."""
         if not self.progress or text == self.status:
             return
         write_all(2, b'\r\033[K' + text.encode(errors='replace'))
         self.status = text
+
+    def width(self):
+        try:
+            columns = os.get_terminal_size(2).columns
+        except OSError:
+            columns = 0
+        return columns if columns >= 20 else 80
 
 
 # =============================================================================
@@ -944,7 +952,7 @@ class Slots:
 # (or execs it when it is executable): `sh -e file.do` in one process.
 
 SH = '/bin/sh'
-WRAP_SOURCE = 'cd -- "$1" || exit 111; shift; . "$0"'
+WRAP_SOURCE = 'cd -- "$1" || exit 111; shift; %s. "$0"'
 WRAP_EXEC = 'cd -- "$1" || exit 111; shift; exec "$0" "$@"'
 
 
@@ -997,7 +1005,8 @@ class Job:
         if os.access(do.path, os.X_OK):
             argv = [SH, '-c', WRAP_EXEC]
         else:
-            argv = [SH, '-e'] + (['-x'] if xtrace else []) + (['-v'] if verbose else []) + ['-c', WRAP_SOURCE]
+            flags = ('set -x; ' if xtrace else '') + ('set -v; ' if verbose else '')
+            argv = [SH, '-e', '-c', WRAP_SOURCE % flags]
         argv += [do.path, do.dir, do.arg1, do.arg2, arg3]
         env = dict(env)
         env[ENV_JOB] = str(self.id)
@@ -1191,6 +1200,7 @@ class Run(Graph):
         self.run_id = '%d.%d' % (time.time_ns(), os.getpid())
         self.started = time.time()
         self.top_done = False
+        self.progress_at = 0.0
         self.dir = None
 
     # -- setting up and tearing down ------------------------------------------
@@ -1285,13 +1295,31 @@ class Run(Graph):
                 timeout = 100 if timeout is None else min(timeout, 100)
             if not self.jobs and timeout is None and not self.ready:
                 raise AssertionError('nothing left to run, but the build is not done')
+            if self.term.progress:
+                self.show_progress()
+                timeout = 500 if timeout is None else min(timeout, 500)
             self.poll(timeout)
             self.fire_timers()
             if self.signal:
                 self.escalate()
+        self.term.show_status('')
         if self.signal:
             return EXIT_SIGNAL + self.signal
         return EXIT_OK if all(n.ok for n in tops) else EXIT_FAILED
+
+    def show_progress(self):
+        """The terminal's status line: targets done of those known so far,
+        the running ones, the time since the start."""
+        import time
+        now = time.time()
+        if now - self.progress_at < 0.1:
+            return
+        self.progress_at = now
+        done = sum(1 for n in self.nodes.values() if n.done and n.started)
+        known = sum(1 for n in self.nodes.values() if n.started)
+        running = ' '.join(self.rel(j.node.path) for j in self.jobs.values())
+        text = '[%d/%d] %.0fs %s' % (done, known, now - self.started, running)
+        self.term.show_status(text[:self.term.width() - 1])
 
     def t_top(self, tops):
         yield tops
