@@ -9,17 +9,22 @@
 # else starts Python on this same file, through a cache of its compiled code.
 n=${0##*/}
 case $n in redo-*) c=${n#redo-} ;; *) c=redo ;; esac
+s=
 if [ "$c" = redo ]; then
   case ${1-} in
-    redo|ifchange|ifcreate|always|stamp|ood|targets|sources|whichdo|log|dot|affects|cleanup) c=$1; shift ;;
-    redo-*) c=${1#redo-}; shift ;;
+    redo|ifchange|ifcreate|always|stamp|ood|targets|sources|whichdo|log|dot|affects|cleanup) c=$1 s=1 ;;
+    redo-*) c=${1#redo-} s=1 ;;
   esac
 fi
 r=${REDO_RUN-}
 case $c in redo|ifchange|ifcreate|always|stamp) [ -n "$r" ] && [ -p "$r/req" ] || r= ;; *) r= ;; esac
-case ${1-} in -*) r= ;; esac
+if [ -n "$r" ]; then
+  if [ -n "$s" ]; then a=${2-}; else a=${1-}; fi
+  case $a in -*) r= ;; esac
+fi
 [ -n "$r" ] && { kill -0 "${REDO_PID-x}"; } 2>/dev/null || r=
 if [ -n "$r" ]; then
+  [ -n "$s" ] && shift
   j=${REDO_JOB-0}
   if [ "$c" = stamp ]; then
     { printf '%s\0' "$PWD"; cat; } >"$r/$$.q" || exit 2
@@ -1947,6 +1952,7 @@ def parse_options(cmd, args, opts, allowed):
     """Parses the options in `allowed` (short letters and long names) out of
     args; returns the operands.  Handles --help and --version itself by
     raising Done."""
+    prog = 'redo' if cmd == 'redo' else 'redo-' + cmd
     rest = []
     i = 0
     values = {}
@@ -1963,11 +1969,11 @@ def parse_options(cmd, args, opts, allowed):
         if a.startswith('--'):
             name, eq, value = a[2:].partition('=')
             if name not in allowed:
-                raise Error('redo-%s: unknown option %s (see --help)' % (cmd, a), EXIT_USAGE)
+                raise Error('%s: unknown option %s (see --help)' % (prog, a), EXIT_USAGE)
             if allowed[name]:
                 if not eq:
                     if i >= len(args):
-                        raise Error('redo-%s: %s needs a value' % (cmd, a), EXIT_USAGE)
+                        raise Error('%s: %s needs a value' % (prog, a), EXIT_USAGE)
                     value = args[i]
                     i += 1
                 values[name] = value
@@ -1979,12 +1985,12 @@ def parse_options(cmd, args, opts, allowed):
                 ch = a[j]
                 j += 1
                 if ch not in allowed:
-                    raise Error('redo-%s: unknown option -%s (see --help)' % (cmd, ch), EXIT_USAGE)
+                    raise Error('%s: unknown option -%s (see --help)' % (prog, ch), EXIT_USAGE)
                 if allowed[ch]:
                     value = a[j:]
                     if not value:
                         if i >= len(args):
-                            raise Error('redo-%s: -%s needs a value' % (cmd, ch), EXIT_USAGE)
+                            raise Error('%s: -%s needs a value' % (prog, ch), EXIT_USAGE)
                         value = args[i]
                         i += 1
                     values[ch] = value
