@@ -917,28 +917,149 @@ class Graph:
 
 
 # =============================================================================
-# §10 Job slots
+# §10 Job slots and GNU make's jobserver
 # =============================================================================
-# At most `jobs` .do scripts run at once.  A .do that is waiting for its
-# dependencies gives its slot back and takes one again, before any new .do
-# starts, when they are ready; so -j1 runs strictly one script at a time.
+# Design note.  At most N .do scripts run at once.  The slots are make's
+# jobserver tokens: every process owns one implicit slot, and takes more by
+# reading one byte each from a shared pipe, writing the byte back when done.
+# A top-level redo makes such a pipe with N-1 bytes in it and names it in
+# MAKEFLAGS (--jobserver-auth=R,W), so that a `make` run from a .do, and the
+# make's own children, draw from the same N.  Under `make -jN`, redo finds
+# make's pipe (R,W or fifo:PATH, or the older --jobserver-fds) in MAKEFLAGS
+# and draws from it instead, unless -j or REDO_JOBS says otherwise.
+#
+# Reading a token must never block the coordinator, but the pipe's file
+# description is shared with make, which may not expect O_NONBLOCK on it.
+# So redo reads through a description of its own: /proc/self/fd/R reopened
+# (Linux), or the fifo opened anew; elsewhere, O_NONBLOCK is set just around
+# each read.  A .do that waits for its dependencies gives its slot back
+# (the byte goes back to the pipe if no task of ours wants it), and takes a
+# slot again, before any new .do starts, when they are ready; so -j1 runs
+# strictly one script at a time.  Every byte taken is written back at exit.
+
+class JobServer:
+    """Tokens from a make-style jobserver pipe."""
+
+    def __init__(self, rfd, wfd, read_fd, owned):
+        self.rfd, self.wfd = rfd, wfd     # what children inherit
+        self.read_fd = read_fd            # ours, non-blocking where possible
+        self.owned = owned                # we made it (and its MAKEFLAGS)
+        self.held = []                    # bytes taken, to give back
+
+    @classmethod
+    def create(cls, jobs):
+        r, w = os.pipe()
+        os.set_inheritable(r, True)
+        os.set_inheritable(w, True)
+        os.write(w, b'+' * (jobs - 1))
+        read_fd = cls.private(r, None)
+        return cls(r, w, read_fd, True)
+
+    @classmethod
+    def join(cls, makeflags, term):
+        """The jobserver named in MAKEFLAGS; None if there is none, False
+        (after a warning) if it is named but cannot be used."""
+        spec = None
+        for word in makeflags.split():
+            for prefix in ('--jobserver-auth=', '--jobserver-fds='):
+                if word.startswith(prefix):
+                    spec = word[len(prefix):]
+        if spec is None:
+            return None
+        try:
+            if spec.startswith('fifo:'):
+                path = spec[5:]
+                r = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+                w = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+                return cls(r, w, r, False)
+            rs, ws = spec.split(',')
+            r, w = int(rs), int(ws)
+            import stat
+            sr, sw = os.fstat(r), os.fstat(w)
+            if not (stat.S_ISFIFO(sr.st_mode) and sr.st_ino == sw.st_ino):
+                raise OSError(0, 'not the two ends of one pipe')
+            return cls(r, w, cls.private(r, path=None), False)
+        except (OSError, ValueError) as e:
+            term.warn('MAKEFLAGS names a jobserver (%s) that cannot be used (%s): '
+                      'running one job at a time; in a Makefile, mark the rule '
+                      'that runs redo with "+"' % (spec, getattr(e, 'strerror', None) or e))
+            return False
+
+    @staticmethod
+    def private(fd, path):
+        try:
+            mine = os.open('/proc/self/fd/%d' % fd, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            return fd
+        return mine
+
+    def makeflags(self, old, jobs):
+        words = [w for w in old.split() if not w.startswith(
+            ('--jobserver-auth=', '--jobserver-fds=', '-j')) and w != 'j']
+        return ' '.join([''] + words + ['-j%d' % jobs, '--jobserver-auth=%d,%d' % (self.rfd, self.wfd)])
+
+    def take(self):
+        """One token, or None if there is none now."""
+        shared = self.read_fd == self.rfd and not self.owned
+        if shared:
+            os.set_blocking(self.read_fd, False)
+        try:
+            data = os.read(self.read_fd, 1)
+        except (BlockingIOError, InterruptedError):
+            return False
+        finally:
+            if shared:
+                os.set_blocking(self.read_fd, True)
+        if not data:
+            return False
+        self.held.append(data)
+        return True
+
+    def give(self):
+        if self.held:
+            try:
+                os.write(self.wfd, self.held.pop())
+            except OSError:
+                pass
+
+    def close(self):
+        while self.held:
+            self.give()
+        if self.read_fd not in (self.rfd, self.wfd):
+            os.close(self.read_fd)
+        if self.owned:
+            os.close(self.rfd)
+            os.close(self.wfd)
+
 
 class Slots:
-    def __init__(self, jobs):
-        self.free = jobs
+    """The slots of one run: the implicit one, then jobserver tokens."""
+
+    def __init__(self, server):
+        self.server = server
+        self.free = 1             # the implicit slot
         self.resume = []          # tasks of waiting .do scripts, first
         self.start = []           # tasks that want to start a .do
 
     def want(self, task, resuming):
         (self.resume if resuming else self.start).append(task)
 
+    def waiting(self):
+        return bool(self.resume or self.start)
+
     def give_back(self):
-        self.free += 1
+        if self.server.held and not self.waiting():
+            self.server.give()
+        else:
+            self.free += 1
 
     def hand_out(self):
         """Yields the tasks that get a slot now."""
-        while self.free > 0 and (self.resume or self.start):
-            self.free -= 1
+        while self.resume or self.start:
+            if self.free > 0:
+                self.free -= 1
+            elif not self.server.take():
+                return
             yield (self.resume or self.start).pop(0)
 
     def drain(self):
@@ -1141,7 +1262,7 @@ class Options:
     the command line, and written back to the environment for the children."""
 
     def __init__(self, env):
-        self.jobs = _int_env(env, ENV_JOBS, 0) or os.cpu_count() or 1
+        self.jobs = _int_env(env, ENV_JOBS, 0)     # 0: make's, or one per CPU
         self.keep_going = _flag(env, ENV_KEEP_GOING)
         self.xtrace = 2 if _flag(env, ENV_TRACE) else 0
         self.verbose = 2 if _flag(env, ENV_VERBOSE) else 0
@@ -1154,7 +1275,6 @@ class Options:
         self.silent_stderr = False
 
     def export(self, env):
-        env[ENV_JOBS] = str(self.jobs)
         for name, on in ((ENV_KEEP_GOING, self.keep_going), (ENV_DEBUG, self.debug),
                          (ENV_TRACE, self.xtrace > 1), (ENV_VERBOSE, self.verbose > 1),
                          (ENV_SILENT, self.silent)):
@@ -1187,8 +1307,8 @@ class Run(Graph):
         Graph.__init__(self, env, cwd)
         self.opts = opts
         self.term = term
-        self.slots = Slots(opts.jobs)
-        self.slot_ids = list(range(opts.jobs, 0, -1))
+        self.slots = None
+        self.slot_ids = list(range(64, 0, -1))
         from collections import deque
         self.ready = deque()
         self.jobs = {}            # pid -> Job
@@ -1250,6 +1370,17 @@ class Run(Graph):
         env[ENV_PYTHON] = sys.executable
         env['PATH'] = bin_dir + os.pathsep + env.get('PATH', os.defpath)
         self.opts.export(env)
+        server = None
+        if not self.opts.jobs:
+            server = JobServer.join(env.get(ENV_MAKEFLAGS, ''), self.term)
+            if server is False:
+                self.opts.jobs = 1
+            elif server is None:
+                self.opts.jobs = os.cpu_count() or 1
+        if not server:
+            server = JobServer.create(self.opts.jobs)
+            env[ENV_MAKEFLAGS] = server.makeflags(env.get(ENV_MAKEFLAGS, ''), self.opts.jobs)
+        self.slots = Slots(server)
         self.job_env = env
 
     def close(self):
@@ -1261,6 +1392,8 @@ class Run(Graph):
             signal.signal(sig, old)
         for fd in self.replies.values():
             os.close(fd)
+        if self.slots is not None:
+            self.slots.server.close()
         os.close(self.req_fd)
         os.close(self.sig_r)
         os.close(self.sig_w)
@@ -1439,10 +1572,20 @@ class Run(Graph):
                 self.ready.append((t, False))
         for t in self.slots.hand_out():
             self.ready.append((t, True))
+        self.watch_tokens()
 
     def give_slot(self):
         self.slots.give_back()
         self.hand_out_slots()
+
+    def watch_tokens(self):
+        """Polls the jobserver pipe while tasks wait for a slot."""
+        fd = self.slots.server.read_fd
+        want = self.slots.waiting() and not self.stopping
+        if want and fd not in self.fd_handlers:
+            self.watch(fd, lambda fd: self.hand_out_slots())
+        elif not want and fd in self.fd_handlers:
+            self.unwatch(fd)
 
     # -- signals and child processes ------------------------------------------
 
