@@ -1528,6 +1528,7 @@ class Run(Graph):
             n.waiters.append(task)
         if me is not None:
             me.waiting += (task,)
+            self.publish_waits(me)
 
     def find_cycle(self, me, start):
         """The path me -> start -> ... -> me if start waits, through any
@@ -1564,6 +1565,7 @@ class Run(Graph):
             if t.count == 0:
                 if t.node is not None:
                     t.node.waiting = tuple(x for x in t.node.waiting if x is not t)
+                    self.publish_waits(t.node)
                 self.ready.append((t, all(x.ok for x in t.nodes)))
 
     def hand_out_slots(self):
@@ -1698,6 +1700,13 @@ class Run(Graph):
                 return
             if self.take_lock(n):
                 break
+            cycle = self.foreign_cycle(n)
+            if cycle:
+                self.term.error('dependency cycle: %s'
+                                % ' -> '.join(quote(self.rel(p)) for p in cycle))
+                self.give_slot()
+                self.finish(n, False)
+                return
             self.give_slot()
             yield ('sleep', 0.05)
             n.loaded = False
@@ -1728,6 +1737,46 @@ class Run(Graph):
             return False
         n.lock = fd
         return True
+
+    # Design note: cycles between processes.  Two independent runs can each
+    # hold the lock of a target whose .do waits for the other's: x (run A)
+    # needs y, y (run B) needs x.  Each run writes into the lock file of every
+    # target it is building the paths that target now waits for.  A run that
+    # finds a lock taken follows those paths from lock file to lock file; if
+    # they lead to a target it holds itself and that (in its own graph) waits
+    # for the locked one, it is a cycle: reported, never waited on forever.
+
+    def publish_waits(self, n):
+        if n.lock is None:
+            return
+        paths = [m.path for t in n.waiting for m in t.nodes if not m.done]
+        data = b'\0'.join(os.fsencode(p) for p in paths)
+        try:
+            os.pwrite(n.lock, data, 0)
+            os.ftruncate(n.lock, len(data))
+        except OSError:
+            pass
+
+    def foreign_cycle(self, n):
+        """The cycle through other processes' locks that n's lock closes,
+        as a list of paths, or None."""
+        seen = set()
+        frontier = [(n.path, [n.path])]
+        while frontier and len(seen) < 10000:
+            path, chain = frontier.pop()
+            data = read_bytes_or_none(state_file(path, LOCK_SUFFIX)) or b''
+            for p in (os.fsdecode(x) for x in data.split(b'\0') if x):
+                if p in seen:
+                    continue
+                seen.add(p)
+                m = self.nodes.get(p)
+                if m is not None and m.lock is not None:
+                    inner = self.find_cycle(n, m)
+                    if inner:
+                        return chain + [p] + [x.path for x in inner[2:]]
+                else:
+                    frontier.append((p, chain + [p]))
+        return None
 
     def drop_lock(self, n):
         if n.lock is not None:
