@@ -1313,6 +1313,7 @@ class Run(Graph):
         self.ready = deque()
         self.jobs = {}            # pid -> Job
         self.jobs_by_id = {}
+        self.live = {}            # job id -> Job, from spawn to commit
         self.next_job = 1
         self.stopping = False     # a failure: start nothing new
         self.failed = False
@@ -1359,9 +1360,8 @@ class Run(Graph):
         self.sig_w = sig_w
         self.watch(self.sig_r, self.on_signals)
         signal.set_wakeup_fd(sig_w)
-        self.old_handlers = {}
         for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            self.old_handlers[sig] = signal.signal(sig, _note_signal)
+            signal.signal(sig, _note_signal)
         env = dict(self.env)
         for name in (ENV_JOB, ENV_TARGET):
             env.pop(name, None)
@@ -1387,9 +1387,12 @@ class Run(Graph):
         import signal
         if self.dir is None:
             return
+        # The signal handlers stay: Python may still deliver a signal that
+        # the loop has already seen, and the process is about to exit.
         signal.set_wakeup_fd(-1)
-        for sig, old in self.old_handlers.items():
-            signal.signal(sig, old)
+        for job in list(self.live.values()):
+            job.close()
+            job.remove_temporaries()
         for fd in self.replies.values():
             os.close(fd)
         if self.slots is not None:
@@ -1621,6 +1624,17 @@ class Run(Graph):
                 job.status = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else 255
             self.ready.append((job.waiter, job.status))
 
+    def signal_jobs(self, signum):
+        """Sends signum to every running .do and to everything they started
+        (found through /proc where there is one)."""
+        pids = set(job.pid for job in self.jobs.values())
+        pids |= descendants(pids)
+        for pid in pids:
+            try:
+                os.kill(pid, signum)
+            except OSError:
+                pass
+
     def interrupt(self, signum):
         """SIGINT, SIGTERM, SIGHUP: pass it on to every running .do (Ctrl-C
         reaches them anyway), start nothing new, SIGKILL what is left after
@@ -1629,22 +1643,14 @@ class Run(Graph):
         self.signal = signum
         self.stopping = True
         self.hand_out_slots()
-        for job in self.jobs.values():
-            try:
-                os.kill(job.pid, signum)
-            except OSError:
-                pass
+        self.signal_jobs(signum)
         self.kill_at = time.time() + 1.5
 
     def escalate(self):
         import time
         import signal
         if self.kill_at and time.time() >= self.kill_at:
-            for job in self.jobs.values():
-                try:
-                    os.kill(job.pid, signal.SIGKILL)
-                except OSError:
-                    pass
+            self.signal_jobs(signal.SIGKILL)
             self.kill_at = 0.0
         self.reap()
 
@@ -1807,6 +1813,7 @@ class Run(Graph):
             raise
         self.jobs[job.pid] = job
         self.jobs_by_id[job.id] = job
+        self.live[job.id] = job
         if job.err_fd is not None:
             self.watch(job.err_fd, lambda fd, job=job: job.read_stderr() or self.unwatch(fd))
         status = yield job
@@ -1814,6 +1821,7 @@ class Run(Graph):
             self.unwatch(job.err_fd)
         job.close()
         del self.jobs_by_id[job.id]
+        del self.live[job.id]
         if job.slot:
             self.slot_ids.append(job.slot)
         if job.holding:
@@ -2027,6 +2035,32 @@ class Run(Graph):
                 raise Error('redo-ifcreate: %s exists' % quote(self.rel(p)))
             job.add_dep(Dep('Ifcreate', rel_path(p, d)))
         return EXIT_OK
+
+
+def descendants(pids):
+    """The processes descended from pids, from /proc (empty without it)."""
+    children = {}
+    try:
+        names = os.listdir('/proc')
+    except OSError:
+        return set()
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % name, 'rb') as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rfind(b')') + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(name))
+    found, todo = set(), list(pids)
+    while todo:
+        for c in children.get(todo.pop(), ()):
+            if c not in found:
+                found.add(c)
+                todo.append(c)
+    return found
 
 
 def _note_signal(signum, frame):
