@@ -58,21 +58,31 @@ fi
 exec "$py" -S -c '
 import sys, os, marshal
 a = sys.argv; f = a[1]; d = a[2]; a[:3] = [f]
+with open(f, "rb") as h:
+    src = h.read()
 try:
-    s = os.stat(f)
-    k = "%s/%s-%x-%x-%x-%x.code" % (d, sys.implementation.cache_tag, s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns)
+    from _blake2 import blake2b
+    key = blake2b(src, digest_size=12).hexdigest()
+except ImportError:
+    import zlib
+    key = "%08x%08x" % (zlib.crc32(src), zlib.adler32(src))
+k = "%s/%s-%s.code" % (d, sys.implementation.cache_tag, key)
+try:
     with open(k, "rb") as h:
         c = marshal.load(h)
 except Exception:
-    with open(f, "rb") as h:
-        c = compile(h.read(), f, "exec")
+    c = compile(src, f, "exec")
     try:
         os.makedirs(d, exist_ok=True)
+        old = sorted((e.stat().st_mtime, e.path) for e in os.scandir(d) if e.name.endswith(".code"))
+        for t, p in old[:-20]:
+            os.unlink(p)
         with open(k + ".%d" % os.getpid(), "wb") as h:
             marshal.dump(c, h)
         os.replace(k + ".%d" % os.getpid(), k)
     except Exception:
         pass
+del src
 exec(c, {"__name__": "__main__", "__file__": f, "__builtins__": __builtins__})
 ' "$0" "$d" "$@"
 ":"""
@@ -739,6 +749,7 @@ class Graph:
         self.cwd = cwd
         self.nodes = {}
         self.exist_memo = {}
+        self.state_names = {}     # dir -> names in dir/.redo, read once
         top = env.get(ENV_TOP_DIR)
         self.top = abs_path(cwd, top) if top else None
 
@@ -750,7 +761,17 @@ class Graph:
 
     def record(self, n):
         if not n.loaded:
-            n.rec = read_record(n.path)
+            d, name = os.path.split(n.path)
+            names = self.state_names.get(d)
+            if names is None:
+                try:
+                    names = frozenset(os.listdir(os.path.join(d, STATE_DIR)))
+                except OSError:
+                    names = frozenset()
+                self.state_names[d] = names
+            # A state file written since the listing is caught by the lock
+            # (targets another run builds are re-read once it is released).
+            n.rec = read_record(n.path) if name + STATE_SUFFIX in names else None
             n.loaded = True
         return n.rec
 
@@ -1328,12 +1349,29 @@ class Run(Graph):
         self.top_done = False
         self.progress_at = 0.0
         self.dir = None
+        self.poller = None
 
     # -- setting up and tearing down ------------------------------------------
 
     def open(self):
+        """Ready to check targets: signals and the poll loop.  What running
+        .do scripts needs comes on the first job (start_jobs), so that a
+        build with nothing to do creates nothing."""
         import select
         import signal
+        self.poller = select.poll()
+        self.sig_r, sig_w = os.pipe()
+        os.set_blocking(self.sig_r, False)
+        os.set_blocking(sig_w, False)
+        self.sig_w = sig_w
+        self.watch(self.sig_r, self.on_signals)
+        signal.set_wakeup_fd(sig_w)
+        for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _note_signal)
+
+    def start_jobs(self):
+        """The run directory (request fifo, bin/ of command symlinks), the
+        job slots and the environment of the .do scripts."""
         base = self.env.get('TMPDIR') or '/tmp'
         for i in range(100):
             d = os.path.join(base, 'redo-%d-%d-%s' % (os.getuid(), os.getpid(), os.urandom(3).hex()))
@@ -1347,21 +1385,12 @@ class Run(Graph):
         self.dir = d
         bin_dir = os.path.join(d, 'bin')
         os.mkdir(bin_dir)
-        me = os.path.realpath(sys.argv[0] if sys.argv[0].endswith('redo.py') else __file__)
+        me = os.path.realpath(__file__)
         for name in COMMAND_NAMES:
             os.symlink(me, os.path.join(bin_dir, 'redo' if name == 'redo' else 'redo-' + name))
         os.mkfifo(os.path.join(d, 'req'))
         self.req_fd = os.open(os.path.join(d, 'req'), os.O_RDWR | os.O_NONBLOCK)
-        self.poller = select.poll()
         self.watch(self.req_fd, self.on_requests)
-        self.sig_r, sig_w = os.pipe()
-        os.set_blocking(self.sig_r, False)
-        os.set_blocking(sig_w, False)
-        self.sig_w = sig_w
-        self.watch(self.sig_r, self.on_signals)
-        signal.set_wakeup_fd(sig_w)
-        for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, _note_signal)
         env = dict(self.env)
         for name in (ENV_JOB, ENV_TARGET):
             env.pop(name, None)
@@ -1385,7 +1414,7 @@ class Run(Graph):
 
     def close(self):
         import signal
-        if self.dir is None:
+        if self.poller is None:
             return
         # The signal handlers stay: Python may still deliver a signal that
         # the loop has already seen, and the process is about to exit.
@@ -1395,13 +1424,14 @@ class Run(Graph):
             job.remove_temporaries()
         for fd in self.replies.values():
             os.close(fd)
-        if self.slots is not None:
-            self.slots.server.close()
-        os.close(self.req_fd)
         os.close(self.sig_r)
         os.close(self.sig_w)
-        remove_tree(self.dir)
-        self.dir = None
+        self.poller = None
+        if self.dir is not None:
+            self.slots.server.close()
+            os.close(self.req_fd)
+            remove_tree(self.dir)
+            self.dir = None
 
     def watch(self, fd, handler):
         import select
@@ -1500,6 +1530,8 @@ class Run(Graph):
             if type(want) is list:
                 self.wait_nodes(task, want)
             elif want is SLOT or want is RESUME:
+                if self.dir is None:
+                    self.start_jobs()
                 self.slots.want(task, want is RESUME)
                 self.hand_out_slots()
             elif type(want) is Job:
@@ -1572,6 +1604,8 @@ class Run(Graph):
                 self.ready.append((t, all(x.ok for x in t.nodes)))
 
     def hand_out_slots(self):
+        if self.slots is None:
+            return
         if self.stopping:
             for t in self.slots.drain():
                 self.ready.append((t, False))
@@ -1705,7 +1739,15 @@ class Run(Graph):
                 self.finish(n, False)
                 return
             if self.take_lock(n):
-                break
+                # Another run may have built n since it was checked: if its
+                # state moved, check again (now holding the lock).
+                fresh = read_record(n.path)
+                if (fresh and fresh.build) == (rec and rec.build):
+                    break
+                self.drop_lock(n)
+                self.give_slot()
+                self.forget(n)
+                continue
             cycle = self.foreign_cycle(n)
             if cycle:
                 self.term.error('dependency cycle: %s'
@@ -1715,12 +1757,18 @@ class Run(Graph):
                 return
             self.give_slot()
             yield ('sleep', 0.05)
-            n.loaded = False
+            self.forget(n)
         try:
             ok = yield from self.t_build(n)
         finally:
             self.drop_lock(n)
         self.finish(n, ok)
+
+    def forget(self, n):
+        """Drops what was read of n's state, to read it again."""
+        n.loaded = False
+        n.fp = None
+        self.state_names.pop(os.path.dirname(n.path), None)
 
     def adopt(self, parent, n):
         if n.parent is None and not n.top:
