@@ -45,7 +45,7 @@ d=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/redo.py
 py=${REDO_PYTHON-}
 if [ -z "$py" ]; then
   read -r py 2>/dev/null <"$d/python"
-  if [ -z "$py" ] || [ ! -x "$py" ]; then
+  if [ ! -f "$py" ] || [ ! -x "$py" ]; then
     py=
     for p in python3 python; do
       py=$("$p" -c 'import sys; sys.version_info >= (3, 8) and print(sys.executable)' 2>/dev/null) && [ -n "$py" ] && break
@@ -208,6 +208,11 @@ class Error(Exception):
         self.status = status
 
 
+def prog(cmd):
+    """The name a command goes by in messages: redo, redo-ifchange, ..."""
+    return 'redo' if cmd == 'redo' else 'redo-' + cmd
+
+
 def quote(path):
     """A path as shown in messages: as is, unless it holds odd characters."""
     if path and path.isprintable() and path.strip() == path:
@@ -285,6 +290,8 @@ def lstat_or_none(path):
         return None
     except OSError as e:
         raise Error('%s: %s' % (quote(path), e.strerror))
+    except ValueError:
+        raise Error('%s: a file name cannot hold a NUL byte' % quote(path))
 
 
 def exists(path):
@@ -315,7 +322,7 @@ def read_bytes_or_none(path):
     try:
         with open(path, 'rb') as f:
             return f.read()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError):
         return None
     except OSError as e:
         raise Error('%s: %s' % (quote(path), e.strerror))
@@ -355,7 +362,7 @@ def replace_path(src, dst):
         st = lstat_or_none(dst)
         if st is None or not _is_dir(st):
             raise Error('cannot rename %s to %s: %s' % (quote(src), quote(dst), e.strerror))
-    old = '%s.%d.old' % (src, os.getpid())
+    old = os.path.join(os.path.dirname(src), 'old.%d' % os.getpid())
     os.rename(dst, old)
     os.rename(src, dst)
     remove_tree(old)
@@ -387,9 +394,21 @@ def rel_path(path, base):
     return os.path.relpath(path, base)
 
 
+def state_key(name):
+    """The name of a target's files in .redo: the target's own name, or, when
+    that and a suffix would not fit in NAME_MAX (255 bytes), its start and a
+    hash (the state file still holds the full name)."""
+    raw = os.fsencode(name)
+    if len(raw) <= 200:
+        return name
+    h = _hasher()
+    h.update(raw)
+    return os.fsdecode(raw[:150]).rstrip('\udc80\udc81\udc82') + '~' + h.hexdigest()
+
+
 def state_file(path, suffix):
     d, name = os.path.split(path)
-    return os.path.join(d, STATE_DIR, name + suffix)
+    return os.path.join(d, STATE_DIR, state_key(name) + suffix)
 
 
 def tmp_file(path, kind):
@@ -416,6 +435,8 @@ def rec_dump(records):
 
 def rec_load(data):
     """bytes -> [[(field, value), ...], ...]; raises ValueError if garbled."""
+    if b'\0' in data:
+        raise ValueError('a NUL byte')
     records, rec = [], []
     for line in data.decode('utf-8', 'surrogateescape').split('\n'):
         if not line:
@@ -454,17 +475,25 @@ def rec_load(data):
 ABSENT = '-'
 
 
-def fingerprint(st):
+def fingerprint(st, path=None):
+    """st = lstat of path (or None).  For a symlink, given its path, the
+    fingerprint of what it points to follows, after a '>'."""
     if st is None:
         return ABSENT
-    return '%d:%d:%o:%d:%d' % (st.st_size, st.st_ino, st.st_mode,
-                               st.st_mtime_ns, st.st_ctime_ns)
+    fp = '%d:%d:%o:%d:%d' % (st.st_size, st.st_ino, st.st_mode,
+                             st.st_mtime_ns, st.st_ctime_ns)
+    if path is not None and (st.st_mode & 0o170000) == 0o120000:
+        try:
+            fp += '>' + fingerprint(os.stat(path))
+        except (OSError, ValueError):
+            fp += '>' + ABSENT
+    return fp
 
 
 def fingerprint_sans_ctime(fp):
     """A target's own fingerprint is taken before the rename that puts it in
     place, which changes its ctime only: that part is not compared."""
-    return fp.rpartition(':')[0] + ':*' if fp != ABSENT else fp
+    return fp.rpartition(':')[0] + ':*' if fp != ABSENT and '>' not in fp else fp
 
 
 def same_fingerprint(stored, fp):
@@ -599,7 +628,8 @@ class Record:
             head.append(('Always', 'yes'))
         head += [('Do', self.do), ('Run', self.run), ('Exit', str(self.exit)),
                  ('Started', '%.6f' % self.started),
-                 ('Seconds', '%.6f' % self.seconds), ('Slot', str(self.slot))]
+                 ('Seconds', '%.6f' % self.seconds), ('Slot', str(self.slot)),
+                 ('Deps', str(len(self.deps)))]
         recs = [head]
         for d in self.deps:
             if d.kind == 'Dep':
@@ -638,21 +668,31 @@ class Record:
                 self.deps.append(Dep('Ifcreate', value))
             else:
                 raise ValueError('unknown record %r' % field)
+        if int(head['Deps']) != len(self.deps):
+            raise ValueError('truncated')
         return self
 
 
+GARBLED = 'garbled'
+
+
 def read_record(path):
-    """The state of the target at path, or None if it was never built (or
-    its state file is unreadable)."""
-    data = read_bytes_or_none(state_file(path, STATE_SUFFIX))
-    if not data:
+    """The state of the target at path: None if it has none (never built),
+    a Record whose result is GARBLED if its state file cannot be read."""
+    return read_record_file(state_file(path, STATE_SUFFIX), os.path.basename(path))
+
+
+def read_record_file(fname, name=None):
+    data = read_bytes_or_none(fname)
+    if data is None:
         return None
     try:
         rec = Record.from_records(rec_load(data))
+        if name is not None and rec.target != name:
+            raise ValueError('the state of another target')
     except (ValueError, KeyError, IndexError, TypeError):
-        return None
-    if rec.target != os.path.basename(path):
-        return None
+        rec = Record(name or os.path.basename(fname)[:-len(STATE_SUFFIX)])
+        rec.result = GARBLED
     return rec
 
 
@@ -804,7 +844,7 @@ class Graph:
             if special is not None:
                 return special, False
         st = lstat_or_none(n.path)
-        fp = fingerprint(st)
+        fp = fingerprint(st, n.path)
         if dep is not None and same_fingerprint(dep.fp, fp):
             return dep.ident, False
         if n.fp != fp:
@@ -828,7 +868,7 @@ class Graph:
             return 'its last build was interrupted' if ident == rec.previous else MODIFIED
         if st is None:
             return 'it does not exist'
-        fp = fingerprint(st)
+        fp = fingerprint(st, n.path)
         if same_fingerprint(rec.output[0], fp):
             return None
         ident = self.now_file(n, st)
@@ -841,7 +881,7 @@ class Graph:
         return MODIFIED
 
     def now_file(self, n, st):
-        fp = fingerprint(st)
+        fp = fingerprint(st, n.path)
         if n.fp != fp:
             n.fp, n.ident = fp, identity(n.path, st)
         return n.ident
@@ -850,6 +890,8 @@ class Graph:
         """The reasons that need no other target brought up to date first.
         Returns (reason, [(dep, node), ...] of dependencies that are targets)."""
         if rec.result != 'ok':
+            if rec.result == GARBLED:
+                return 'its state file cannot be read', ()
             return 'its last build failed', ()
         reason = self.why_modified(n, rec)
         if reason is not None:
@@ -1136,7 +1178,7 @@ class Job:
         make_dirs(os.path.join(d, STATE_DIR, STDOUT_DIR))
         unlink_quiet(self.tmp3)
         unlink_quiet(self.log)
-        self.before = fingerprint(lstat_or_none(n.path))
+        self.before = fingerprint(lstat_or_none(n.path), n.path)
         os.mkfifo(self.fifo)
         self.fifo_fd = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK)
         out_fd = os.open(self.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
@@ -1476,7 +1518,7 @@ class Run(Graph):
         self.term.show_status('')
         if self.signal:
             return EXIT_SIGNAL + self.signal
-        return EXIT_OK if all(n.ok for n in tops) else EXIT_FAILED
+        return EXIT_OK if all(n.ok for n in tops) and not self.failed else EXIT_FAILED
 
     def show_progress(self):
         """The terminal's status line: targets done of those known so far,
@@ -1523,9 +1565,13 @@ class Run(Graph):
             except StopIteration:
                 continue
             except Error as e:
-                self.term.error(str(e))
-                if task.node is not None and not task.node.done:
-                    self.finish(task.node, False)
+                self.failed = True
+                n = task.node
+                if n is not None and not n.done:
+                    self.term.error('%s: %s%s' % (quote(self.rel(n.path)), e, self.chain_text(n)))
+                    self.finish(n, False)
+                else:
+                    self.term.error(str(e))
                 continue
             if type(want) is list:
                 self.wait_nodes(task, want)
@@ -1872,9 +1918,10 @@ class Run(Graph):
         del self.live[job.id]
         if job.slot:
             self.slot_ids.append(job.slot)
+        ok = self.commit(n, job, status)
         if job.holding:
             self.give_slot()
-        return self.commit(n, job, status)
+        return ok
 
     def show_start(self, n):
         if self.opts.silent:
@@ -1911,7 +1958,7 @@ class Run(Graph):
         if status != 0:
             problem = ('%s exited with status %d' % (do_name, status) if status > 0 else
                        '%s was killed by signal %d' % (do_name, -status))
-        elif fingerprint(lstat_or_none(n.path)) != job.before:
+        elif fingerprint(lstat_or_none(n.path), n.path) != job.before:
             problem = '%s wrote to $1 itself; it should write to $3 or to stdout' % do_name
         elif st3 is not None and has_out:
             problem = '%s wrote to both $3 and stdout' % do_name
@@ -1934,7 +1981,7 @@ class Run(Graph):
         rec.build = '%d.%d.%d' % (time.time_ns(), os.getpid(), job.id)
         if src is not None:
             st = lstat_or_none(src)
-            rec.output = (fingerprint_sans_ctime(fingerprint(st)), identity(src, st))
+            rec.output = (fingerprint_sans_ctime(fingerprint(st, src)), identity(src, st))
         rec.previous = old.output[1] if old is not None and old.output else ABSENT
         rec.stamp = job.stamp
         rec.always = job.always
@@ -2004,7 +2051,7 @@ class Run(Graph):
         if fd is None:
             return
         if job is None or data is None:
-            self.term.error('redo-%s: not called from a .do that this redo is running' % cmd)
+            self.term.error('%s: not called from a .do that this redo is running' % prog(cmd))
             self.reply(fd, EXIT_USAGE)
             return
         cwd, _, rest = data.partition(b'\0')
@@ -2045,7 +2092,7 @@ class Run(Graph):
         nodes = []
         for a in args:
             if not a:
-                raise Error('redo-%s: an empty target name' % cmd, EXIT_USAGE)
+                raise Error('%s: an empty target name' % prog(cmd), EXIT_USAGE)
             n = self.node(abs_path(cwd, a))
             self.adopt(parent, n)
             if cmd == 'redo' and not n.started:
@@ -2156,7 +2203,7 @@ def client_request(d, env, cmd, body):
     try:
         return int(answer)
     except ValueError:
-        raise Error('redo-%s: lost contact with the running redo' % cmd, EXIT_USAGE)
+        raise Error('%s: lost contact with the running redo' % prog(cmd), EXIT_USAGE)
 
 
 # =============================================================================
@@ -2226,7 +2273,7 @@ def parse_options(cmd, args, opts, allowed):
     """Parses the options in `allowed` (short letters and long names) out of
     args; returns the operands.  Handles --help and --version itself by
     raising Done."""
-    prog = 'redo' if cmd == 'redo' else 'redo-' + cmd
+    name = prog(cmd)
     rest = []
     i = 0
     values = {}
@@ -2243,11 +2290,11 @@ def parse_options(cmd, args, opts, allowed):
         if a.startswith('--'):
             name, eq, value = a[2:].partition('=')
             if name not in allowed:
-                raise Error('%s: unknown option %s (see --help)' % (prog, a), EXIT_USAGE)
+                raise Error('%s: unknown option %s (see --help)' % (name, a), EXIT_USAGE)
             if allowed[name]:
                 if not eq:
                     if i >= len(args):
-                        raise Error('%s: %s needs a value' % (prog, a), EXIT_USAGE)
+                        raise Error('%s: %s needs a value' % (name, a), EXIT_USAGE)
                     value = args[i]
                     i += 1
                 values[name] = value
@@ -2259,12 +2306,12 @@ def parse_options(cmd, args, opts, allowed):
                 ch = a[j]
                 j += 1
                 if ch not in allowed:
-                    raise Error('%s: unknown option -%s (see --help)' % (prog, ch), EXIT_USAGE)
+                    raise Error('%s: unknown option -%s (see --help)' % (name, ch), EXIT_USAGE)
                 if allowed[ch]:
                     value = a[j:]
                     if not value:
                         if i >= len(args):
-                            raise Error('%s: -%s needs a value' % (prog, ch), EXIT_USAGE)
+                            raise Error('%s: -%s needs a value' % (name, ch), EXIT_USAGE)
                         value = args[i]
                         i += 1
                     values[ch] = value
@@ -2307,7 +2354,7 @@ def cmd_redo(args, env, cmd='redo'):
         targets = ['all']
     for t in targets:
         if not t:
-            raise Error('redo-%s: an empty target name' % cmd, EXIT_USAGE)
+            raise Error('%s: an empty target name' % prog(cmd), EXIT_USAGE)
     d = coordinator_dir(env)
     if d is not None:
         body = b''.join(os.fsencode(a) + b'\0' for a in [os.getcwd()] + targets)
@@ -2331,7 +2378,7 @@ def cmd_ifchange(args, env):
 def in_build_only(cmd, env, body):
     d = coordinator_dir(env)
     if d is None:
-        raise Error('redo-%s: must be run by a .do script during a build' % cmd, EXIT_USAGE)
+        raise Error('%s: must be run by a .do script during a build' % prog(cmd), EXIT_USAGE)
     return client_request(d, env, cmd, body)
 
 
@@ -2363,10 +2410,9 @@ def walk_records(root):
                 names = []
             for name in names:
                 if name.endswith(STATE_SUFFIX):
-                    path = os.path.join(d, name[:-len(STATE_SUFFIX)])
-                    rec = read_record(path)
-                    if rec is not None:
-                        yield path, rec
+                    rec = read_record_file(os.path.join(sd, name))
+                    if rec is not None and rec.result != GARBLED:
+                        yield os.path.join(d, rec.target), rec
         dirs[:] = sorted(x for x in dirs if x != STATE_DIR)
 
 

@@ -179,9 +179,6 @@ def test_target_directory_that_is_a_file_fails_cleanly(sb):
     assert sb.read('f') == 'a file\n'
 
 
-@pytest.mark.xfail(reason='the error from a state directory that cannot be '
-                          'created names f/.redo but not the target f/x, nor '
-                          'the target that needed it', strict=True)
 def test_target_directory_that_is_a_file_names_the_target(sb):
     sb.write('default.do', 'echo built\n')
     sb.write('f', 'a file\n')
@@ -234,11 +231,7 @@ def _garble(data, how):
 
 
 GARBLINGS = ['empty', 'truncated', 'cut-mid-line', 'random-bytes', 'not-utf8',
-             pytest.param('nul-in-name', marks=pytest.mark.xfail(
-                 reason='a NUL byte in a name in a state file raises ValueError '
-                        '(embedded null byte), which read_record does not catch: '
-                        'a traceback instead of "treated as never built"',
-                 strict=True)),
+             'nul-in-name',
              'numbers-garbled', 'fields-swapped', 'continuation-first',
              'unknown-records', 'blank-lines-only']
 
@@ -381,8 +374,7 @@ def test_bad_arguments_are_one_line_errors(sb, args, env, named):
 
 @pytest.mark.parametrize('args', [
     ['-Q'],
-    pytest.param([''], marks=pytest.mark.xfail(
-        reason='`redo \'\'` says "redo-redo: an empty target name"', strict=True)),
+    [''],
 ])
 def test_error_messages_name_the_command_as_called(sb, args):
     r = sb.redo(*args)
@@ -392,13 +384,8 @@ def test_error_messages_name_the_command_as_called(sb, args):
 
 # --- §5 failures: the first failure stops the build -------------------------
 
-STARTS_AFTER_FAILURE = (
-    'a job gives its slot back before its result is committed, so with -j1 '
-    'the next target is handed the slot and started before the failure sets '
-    '"stopping": one more .do runs after the first failure')
 
 
-@pytest.mark.xfail(reason=STARTS_AFTER_FAILURE, strict=True)
 def test_first_failure_stops_the_build(sb):
     log_do(sb, 'a', 'exit 1\n')
     log_do(sb, 'b', 'echo b\n')
@@ -410,7 +397,6 @@ def test_first_failure_stops_the_build(sb):
     assert not sb.exists('b') and not sb.exists('c') and not sb.exists('all')
 
 
-@pytest.mark.xfail(reason=STARTS_AFTER_FAILURE, strict=True)
 def test_first_failure_stops_the_build_at_top_level(sb):
     log_do(sb, 'a', 'echo a\n')
     log_do(sb, 'b', 'exit 1\n')
@@ -430,10 +416,6 @@ def test_failure_exit_status_propagates_through_levels(sb):
     assert not sb.exists('mid') and not sb.exists('all')
 
 
-@pytest.mark.xfail(reason='the exit status only reflects the top-level targets: '
-                          'a failed dependency whose .do caller ignores it (`|| true`) '
-                          'leaves the run with exit 0 although a target failed',
-                   strict=True)
 def test_do_that_ignores_a_failed_dependency_still_fails_the_run(sb):
     # sh -e is not in force after `||`: the .do goes on and exits 0, but
     # the dependency failed, so the run did not succeed.
@@ -471,7 +453,6 @@ def test_keep_going_at_top_level(sb):
     assert sb.read('good') == 'good\n'
 
 
-@pytest.mark.xfail(reason=STARTS_AFTER_FAILURE, strict=True)
 def test_without_keep_going_the_same_build_stops(sb):
     log_do(sb, 'a', 'echo a\n')
     log_do(sb, 'bad', 'exit 1\n')

@@ -239,10 +239,7 @@ def test_launcher_works_without_interpreter_cache(proj):
     '',
     'not a path at all',
     'python3',
-    pytest.param('/', marks=pytest.mark.xfail(
-        reason='the launcher only checks [ -x "$py" ], which a directory passes: '
-               'exec fails with status 126 and the cache is never repaired',
-        strict=True)),
+    '/',
 ])
 def test_launcher_with_bogus_interpreter_cache(proj, bogus):
     simple_project(proj)
