@@ -328,6 +328,13 @@ def read_bytes_or_none(path):
         raise Error('%s: %s' % (quote(path), e.strerror))
 
 
+def getcwd():
+    try:
+        return os.getcwd()
+    except OSError as e:
+        raise Error('the current directory is gone: %s' % e.strerror, EXIT_USAGE)
+
+
 def make_dirs(path):
     try:
         os.makedirs(path, exist_ok=True)
@@ -2286,7 +2293,7 @@ def parse_options(cmd, args, opts, allowed):
         if a in ('-h', '--help'):
             raise Done(usage(cmd))
         if a in ('-V', '--version'):
-            raise Done('redo.py %s\n' % VERSION)
+            raise Done('%s (redo.py) %s\n' % (name, VERSION))
         if a.startswith('--'):
             name, eq, value = a[2:].partition('=')
             if name not in allowed:
@@ -2357,11 +2364,11 @@ def cmd_redo(args, env, cmd='redo'):
             raise Error('%s: an empty target name' % prog(cmd), EXIT_USAGE)
     d = coordinator_dir(env)
     if d is not None:
-        body = b''.join(os.fsencode(a) + b'\0' for a in [os.getcwd()] + targets)
+        body = b''.join(os.fsencode(a) + b'\0' for a in [getcwd()] + targets)
         return client_request(d, env, cmd, body)
     if not targets:
         return EXIT_OK
-    cwd = os.getcwd()
+    cwd = getcwd()
     term = Term(env, opts.progress)
     run = Run(opts, env, cwd, term)
     try:
@@ -2384,19 +2391,19 @@ def in_build_only(cmd, env, body):
 
 def cmd_ifcreate(args, env):
     files, _ = parse_options('ifcreate', args, None, {})
-    body = b''.join(os.fsencode(a) + b'\0' for a in [os.getcwd()] + files)
+    body = b''.join(os.fsencode(a) + b'\0' for a in [getcwd()] + files)
     return in_build_only('ifcreate', env, body)
 
 
 def cmd_always(args, env):
     parse_options('always', args, None, {})
-    return in_build_only('always', env, os.fsencode(os.getcwd()) + b'\0')
+    return in_build_only('always', env, os.fsencode(getcwd()) + b'\0')
 
 
 def cmd_stamp(args, env):
     parse_options('stamp', args, None, {})
     data = sys.stdin.buffer.read()
-    return in_build_only('stamp', env, os.fsencode(os.getcwd()) + b'\0' + data)
+    return in_build_only('stamp', env, os.fsencode(getcwd()) + b'\0' + data)
 
 
 def walk_records(root):
@@ -2425,14 +2432,14 @@ def print_paths(paths):
 
 def cmd_targets(args, env):
     parse_options('targets', args, None, {})
-    g = Graph(env, os.getcwd())
+    g = Graph(env, getcwd())
     print_paths(g.rel(p) for p, rec in walk_records(g.cwd))
     return EXIT_OK
 
 
 def cmd_sources(args, env):
     parse_options('sources', args, None, {})
-    g = Graph(env, os.getcwd())
+    g = Graph(env, getcwd())
     found = set()
     for p, rec in walk_records(g.cwd):
         d = os.path.dirname(p)
@@ -2447,7 +2454,7 @@ def cmd_sources(args, env):
 
 def cmd_ood(args, env):
     parse_options('ood', args, None, {})
-    g = Graph(env, os.getcwd())
+    g = Graph(env, getcwd())
     print_paths(g.rel(p) for p, rec in walk_records(g.cwd)
                 if g.why_static(g.node(p)) is not None)
     return EXIT_OK
@@ -2457,7 +2464,7 @@ def cmd_whichdo(args, env):
     names, _ = parse_options('whichdo', args, None, {})
     if len(names) != 1:
         raise Error('usage: ' + USAGE['whichdo'], EXIT_USAGE)
-    g = Graph(env, os.getcwd())
+    g = Graph(env, getcwd())
     found = []
     for cand in do_candidates(abs_path(g.cwd, names[0]), g.top):
         found.append(g.rel(cand[0]))
@@ -2470,7 +2477,7 @@ def cmd_whichdo(args, env):
 
 def cmd_affects(args, env):
     files, _ = parse_options('affects', args, None, {})
-    g = Graph(env, os.getcwd())
+    g = Graph(env, getcwd())
     users = {}
     for p, rec in walk_records(g.cwd):
         d = os.path.dirname(p)
@@ -2491,7 +2498,7 @@ def cmd_affects(args, env):
 def cmd_cleanup(args, env):
     parse_options('cleanup', args, None, {})
     removed = 0
-    for d, dirs, files in os.walk(os.getcwd()):
+    for d, dirs, files in os.walk(getcwd()):
         if STATE_DIR in dirs:
             sd = os.path.join(d, STATE_DIR)
             for kind in (TMP3_DIR, STDOUT_DIR):
@@ -2508,7 +2515,7 @@ def cmd_cleanup(args, env):
 
 def cmd_log(args, env):
     names, v = parse_options('log', args, None, {'r': False, 'trace': True})
-    g = Graph(env, os.getcwd())
+    g = Graph(env, getcwd())
     if 'trace' in v:
         return write_trace(g, v['trace'])
     if not names:
@@ -2578,7 +2585,7 @@ def write_trace(g, dest):
 
 def cmd_dot(args, env):
     names, _ = parse_options('dot', args, None, {})
-    g = Graph(env, os.getcwd())
+    g = Graph(env, getcwd())
     if names:
         todo = [abs_path(g.cwd, n) for n in names]
     else:
