@@ -61,8 +61,6 @@ def test_every_command_answers_version(sb, cmd):
     assert re.search(r'\d+\.\d+', p.stdout), p.stdout
 
 
-@pytest.mark.xfail(reason='--version prints "redo.py X.Y.Z" for every command, '
-                          'never the command name (e.g. redo-ifchange)', strict=True)
 def test_every_command_version_names_the_command(sb):
     for cmd in COMMANDS:
         p = sb.run(cmd, '--version', check=True)

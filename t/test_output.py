@@ -462,16 +462,12 @@ def test_no_traceback_name_too_long_for_the_os(sb):
     short_error(sb.ifchange('n' * 300))
 
 
-@pytest.mark.xfail(reason='a 250-byte target name (allowed by the OS) gets a traceback: '
-                          'the state temp file name .redo/NAME.rec.PID.tmp is too long', strict=True)
 def test_no_traceback_long_name_near_the_limit(sb):
     sb.write('default.do', 'echo x\n')
     p = sb.ifchange('n' * 250)
     no_traceback(p)
 
 
-@pytest.mark.xfail(reason='redo started in a deleted directory dies with a '
-                          'FileNotFoundError traceback from os.getcwd()', strict=True)
 def test_no_traceback_current_directory_deleted(sb):
     (sb.path / 'd').mkdir()
     p = sb.run('sh', '-c', 'cd d && rmdir ../d && exec redo-ifchange x')
