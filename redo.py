@@ -208,6 +208,12 @@ class Error(Exception):
         self.status = status
 
 
+def os_error(e):
+    """An OSError that nothing more specific caught, as an Error."""
+    where = ' '.join(quote(str(x)) for x in (e.filename, e.filename2) if x is not None)
+    return Error('%s%s' % (where + ': ' if where else '', e.strerror or e))
+
+
 def prog(cmd):
     """The name a command goes by in messages: redo, redo-ifchange, ..."""
     return 'redo' if cmd == 'redo' else 'redo-' + cmd
@@ -1596,7 +1602,9 @@ class Run(Graph):
                 want = task.gen.send(value)
             except StopIteration:
                 continue
-            except Error as e:
+            except (Error, OSError) as e:
+                if isinstance(e, OSError):
+                    e = os_error(e)
                 self.failed = True
                 n = task.node
                 if n is not None and not n.done:
@@ -2694,10 +2702,15 @@ def main(argv):
         sys.stderr.write(msg if msg.startswith('redo') else 'redo: ' + msg)
         sys.stderr.write('\n')
         return e.status
+    except BrokenPipeError:
+        # The reader went away (`redo-targets | head`): not worth a word.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        return EXIT_FAILED
+    except OSError as e:
+        sys.stderr.write('redo: %s\n' % os_error(e))
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_SIGNAL + 2
-    except BrokenPipeError:
-        return EXIT_FAILED
 
 
 if __name__ == '__main__':
