@@ -1180,6 +1180,40 @@ class Slots:
 
 SH = '/bin/sh'
 WRAP_SOURCE = 'cd -- "$1" || exit 111; shift; %s. "$0"'
+
+# The client again (see the top of the file and §12), as shell functions
+# that aliases put in place of the commands while the .do is sourced: a call
+# then costs no process at all.  Being in the .do's own shell, they use
+# names of their own, keep `set -C` as they found it, fail only where a
+# command would (errexit applies at the call), and make the request's name
+# unique with O_EXCL, since $$ is the same in the .do's subshells.  Calls
+# with an option, and commands started otherwise (xargs, exec, #! scripts),
+# use the programs in REDO_RUN/bin.  Left out under -x and -v, whose traces
+# would show them.
+CLIENT_FUNCTIONS = r"""
+__redo_call() {
+  __redo_c=$1; shift
+  case ${1-} in -*) if [ "$__redo_c" = redo ]; then command redo "$@"; else command "redo-$__redo_c" "$@"; fi; return ;; esac
+  case $- in *C*) __redo_C=1 ;; *) __redo_C=; set -C ;; esac
+  __redo_n=0
+  until { true >"$REDO_RUN/$$.$__redo_n.q"; } 2>/dev/null; do
+    __redo_n=$((__redo_n + 1))
+    if [ "$__redo_n" -gt 999 ]; then [ -n "$__redo_C" ] || set +C; echo "redo-$__redo_c: cannot reach the running redo" >&2; return 2; fi
+  done
+  __redo_i=$$.$__redo_n
+  if [ "$__redo_c" = stamp ]; then { printf '%s\0' "$PWD"; cat; } >|"$REDO_RUN/$__redo_i.q"; else printf '%s\0' "$PWD" "$@" >|"$REDO_RUN/$__redo_i.q"; fi
+  if { true >"$REDO_RUN/$REDO_JOB.c"; } 2>/dev/null; then __redo_k=J __redo_f=$REDO_RUN/$REDO_JOB.r; else __redo_k=P __redo_f=$REDO_RUN/$__redo_i.r; mkfifo "$__redo_f"; fi
+  [ -n "$__redo_C" ] || set +C
+  printf '%s %s %s %s
+' "$__redo_c" "$REDO_JOB" "$__redo_i" $__redo_k >"$REDO_RUN/req"
+  __redo_x=; read -r __redo_x <"$__redo_f" || :
+  printf 'done %s %s %s
+' "$REDO_JOB" "$__redo_i" $__redo_k >"$REDO_RUN/req"
+  case $__redo_x in [0-9]|[0-9][0-9]|[0-9][0-9][0-9]) return "$__redo_x" ;; esac
+  echo "redo-$__redo_c: lost contact with the running redo" >&2; return 2
+}
+alias redo='__redo_call redo' redo-ifchange='__redo_call ifchange' redo-ifcreate='__redo_call ifcreate' redo-always='__redo_call always' redo-stamp='__redo_call stamp'
+"""
 WRAP_EXEC = 'cd -- "$1" || exit 111; shift; exec "$0" "$@"'
 
 
@@ -1199,6 +1233,9 @@ class Job:
         self.err_fd = None
         self.err_buf = b''
         self.log_fd = None
+        self.out_r = None         # the .do's stdout, a pipe
+        self.out_fd = None        # .redo/out/NAME, made on the first byte
+        self.out_bytes = 0
         self.fifo = os.path.join(run.dir, '%d.r' % jobid)
         self.fifo_fd = None
         self.tmp3 = tmp_file(node.path, TMP3_DIR)
@@ -1213,15 +1250,15 @@ class Job:
         n = self.node
         d = os.path.dirname(n.path)
         self.run.make_dirs(os.path.join(d, STATE_DIR, TMP3_DIR))
-        self.run.make_dirs(os.path.join(d, STATE_DIR, STDOUT_DIR))
         unlink_quiet(self.tmp3)
         unlink_quiet(self.log)
         self.before = fingerprint(lstat_or_none(n.path), n.path)
         os.mkfifo(self.fifo)
         self.fifo_fd = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK)
-        out_fd = os.open(self.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        self.out_r, out_w = os.pipe()
+        os.set_blocking(self.out_r, False)
         actions = [(os.POSIX_SPAWN_OPEN, 0, '/dev/null', os.O_RDONLY, 0),
-                   (os.POSIX_SPAWN_DUP2, out_fd, 1)]
+                   (os.POSIX_SPAWN_DUP2, out_w, 1)]
         err_w = None
         if self.run.opts.logs:
             self.err_fd, err_w = os.pipe()
@@ -1233,7 +1270,7 @@ class Job:
             argv = [SH, '-c', WRAP_EXEC]
         else:
             flags = ('set -x; ' if xtrace else '') + ('set -v; ' if verbose else '')
-            argv = [SH, '-e', '-c', WRAP_SOURCE % flags]
+            argv = [SH, '-e', '-c', WRAP_SOURCE % (flags or CLIENT_FUNCTIONS)]
         argv += [do.path, do.dir, do.arg1, do.arg2, arg3]
         env = dict(env)
         env[ENV_JOB] = str(self.id)
@@ -1248,7 +1285,7 @@ class Job:
         except OSError as e:
             raise Error('cannot run %s: %s' % (quote(do.path), e.strerror))
         finally:
-            os.close(out_fd)
+            os.close(out_w)
             if err_w is not None:
                 os.close(err_w)
 
@@ -1280,6 +1317,22 @@ class Job:
                 self.run.term.write(chunk)
         return more
 
+    def read_stdout(self):
+        """Moves what the .do wrote to stdout into .redo/out/NAME, which is
+        only made if it writes something.  Returns False at end of file."""
+        while True:
+            try:
+                data = os.read(self.out_r, 1 << 16)
+            except BlockingIOError:
+                return True
+            if not data:
+                return False
+            if self.out_fd is None:
+                self.run.make_dirs(os.path.dirname(self.out))
+                self.out_fd = os.open(self.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            write_all(self.out_fd, data)
+            self.out_bytes += len(data)
+
     def keep_log(self, chunk):
         if self.log_fd is None:
             try:
@@ -1291,6 +1344,13 @@ class Job:
 
     def close(self):
         """Releases everything the job holds, but the temporary outputs."""
+        if self.out_r is not None:
+            self.read_stdout()
+            os.close(self.out_r)
+            self.out_r = None
+        if self.out_fd is not None:
+            os.close(self.out_fd)
+            self.out_fd = -1
         if self.err_fd is not None:
             self.read_stderr(final=True)
             os.close(self.err_fd)
@@ -1307,7 +1367,8 @@ class Job:
 
     def remove_temporaries(self):
         unlink_quiet(self.tmp3)
-        unlink_quiet(self.out)
+        if self.out_fd is not None:
+            unlink_quiet(self.out)
 
     def add_dep(self, dep):
         key = (dep.kind, dep.name)
@@ -1452,7 +1513,11 @@ class Run(Graph):
     def start_jobs(self):
         """The run directory (request fifo, bin/ of command symlinks), the
         job slots and the environment of the .do scripts."""
-        base = self.env.get('TMPDIR') or '/tmp'
+        # Files there are made and removed at every call: tmpfs where there
+        # is one, unless TMPDIR says otherwise.
+        base = self.env.get('TMPDIR')
+        if not base:
+            base = '/dev/shm' if os.access('/dev/shm', os.W_OK | os.X_OK) else '/tmp'
         for i in range(100):
             d = os.path.join(base, 'redo-%d-%d-%s' % (os.getuid(), os.getpid(), os.urandom(3).hex()))
             try:
@@ -1952,11 +2017,13 @@ class Run(Graph):
         self.jobs[job.pid] = job
         self.jobs_by_id[job.id] = job
         self.live[job.id] = job
-        if job.err_fd is not None:
-            self.watch(job.err_fd, lambda fd, job=job: job.read_stderr() or self.unwatch(fd))
+        for fd, read in ((job.err_fd, job.read_stderr), (job.out_r, job.read_stdout)):
+            if fd is not None:
+                self.watch(fd, lambda fd, read=read: read() or self.unwatch(fd))
         status = yield job
-        if job.err_fd in self.fd_handlers:
-            self.unwatch(job.err_fd)
+        for fd in (job.err_fd, job.out_r):
+            if fd in self.fd_handlers:
+                self.unwatch(fd)
         job.close()
         del self.jobs_by_id[job.id]
         del self.live[job.id]
@@ -1996,8 +2063,7 @@ class Run(Graph):
             return False
         problem = None
         st3 = lstat_or_none(job.tmp3)
-        sto = lstat_or_none(job.out)
-        has_out = sto is not None and sto.st_size > 0
+        has_out = job.out_bytes > 0
         do_name = quote(self.rel(job.do.path))
         if status != 0:
             problem = ('%s exited with status %d' % (do_name, status) if status > 0 else
