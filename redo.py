@@ -145,6 +145,7 @@ OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
 SOFTWARE.
 """
 
+import errno
 import os
 import sys
 
@@ -295,6 +296,8 @@ def lstat_or_none(path):
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            return None           # such a file cannot exist
         raise Error('%s: %s' % (quote(path), e.strerror))
     except ValueError:
         raise Error('%s: a file name cannot hold a NUL byte' % quote(path))
@@ -602,6 +605,7 @@ def stamp_of_data(data):
 #   Always: yes                  (only with redo-always)
 #   Do: default.o.do   Run: <run id>   Exit: 0   Started: <unix time>
 #   Seconds: 0.012     Slot: 1
+#                                End: <number of dependencies>
 #
 # Names are relative to the target's directory.  A missing, truncated,
 # garbled or foreign file reads as None: the target was never built.
@@ -658,14 +662,14 @@ class Record:
             head.append(('Always', 'yes'))
         head += [('Do', self.do), ('Run', self.run), ('Exit', str(self.exit)),
                  ('Started', '%.6f' % self.started),
-                 ('Seconds', '%.6f' % self.seconds), ('Slot', str(self.slot)),
-                 ('Deps', str(len(self.deps)))]
+                 ('Seconds', '%.6f' % self.seconds), ('Slot', str(self.slot))]
         recs = [head]
         for d in self.deps:
             if d.kind == 'Dep':
                 recs.append([('Dep', d.name), ('Fingerprint', d.fp), ('Identity', d.ident)])
             else:
                 recs.append([('Ifcreate', d.name)])
+        recs.append([('End', str(len(self.deps)))])     # truncation shows
         return recs
 
     @classmethod
@@ -689,7 +693,9 @@ class Record:
         self.started = float(head.get('Started', 0))
         self.seconds = float(head.get('Seconds', 0))
         self.slot = int(head.get('Slot', 0))
-        for rec in recs[1:]:
+        if recs[-1] != [('End', str(len(recs) - 2))]:
+            raise ValueError('truncated')
+        for rec in recs[1:-1]:
             field, value = rec[0]
             if field == 'Dep':
                 f = dict(rec)
@@ -698,8 +704,6 @@ class Record:
                 self.deps.append(Dep('Ifcreate', value))
             else:
                 raise ValueError('unknown record %r' % field)
-        if int(head['Deps']) != len(self.deps):
-            raise ValueError('truncated')
         return self
 
 
