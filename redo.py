@@ -2373,6 +2373,8 @@ BUILD_OPTIONS = """Options:
   -d, --debug       explain why each target is or is not out of date
   -s, --silent      do not print a line for each target built
   --no-progress     no progress line on the terminal
+  --install DIR     put redo.py and a symlink per command in DIR, and exit
+                    (with --copy: copies instead of symlinks)
 """
 
 
@@ -2442,7 +2444,8 @@ class Done(Exception):
 
 BUILD_FLAGS = {'j': True, 'jobs': True, 'k': False, 'keep-going': False,
                'x': False, 'v': False, 'd': False, 'debug': False,
-               'explain': False, 's': False, 'silent': False, 'no-progress': False}
+               'explain': False, 's': False, 'silent': False, 'no-progress': False,
+               'install': True, 'copy': False}
 
 
 def build_options(cmd, args, env):
@@ -2459,7 +2462,35 @@ def build_options(cmd, args, env):
     opts.debug |= bool(v.get('d') or v.get('debug') or v.get('explain'))
     opts.silent |= bool(v.get('s') or v.get('silent'))
     opts.progress = not v.get('no-progress')
+    if 'install' in v:
+        raise Done(install(v['install'], bool(v.get('copy'))))
     return opts, targets
+
+
+def install(dest, copy):
+    """--install DIR [--copy]: redo.py and a symlink (or copy) per command
+    in DIR.  Returns what to print."""
+    import shutil
+    me = os.path.realpath(__file__)
+    make_dirs(dest)
+    target = os.path.join(dest, 'redo.py')
+    try:
+        if os.path.realpath(target) != me:
+            shutil.copyfile(me, target + '.new')
+            os.chmod(target + '.new', 0o755)
+            os.replace(target + '.new', target)
+        for name in COMMAND_NAMES:
+            path = os.path.join(dest, prog(name))
+            unlink_quiet(path)
+            if copy:
+                shutil.copyfile(me, path)
+                os.chmod(path, 0o755)
+            else:
+                os.symlink('redo.py', path)
+    except OSError as e:
+        raise Error('--install %s: %s' % (quote(dest), os_error(e)), EXIT_USAGE)
+    return 'installed redo.py and %d commands (%s) in %s\n' % (
+        len(COMMAND_NAMES), 'copies' if copy else 'symlinks', dest)
 
 
 def cmd_redo(args, env, cmd='redo'):
