@@ -194,6 +194,7 @@ EXIT_USAGE = 2           # bad arguments, or an error outside any build
 EXIT_SIGNAL = 128        # + signal number, when interrupted
 
 HASH_CHUNK = 1 << 20
+SYNC_EVERY = 1.0          # seconds between batches of fsync of state files
 
 
 # =============================================================================
@@ -365,22 +366,44 @@ def make_dirs(path):
         raise Error('cannot create %s: %s' % (quote(path), e.strerror))
 
 
-def write_atomic(path, data, sync):
+def write_atomic(path, data, unsynced=None):
     """Writes bytes to path through a temporary file and a rename, so that
-    readers see the old content or the new, never a part."""
+    readers see the old content or the new, never a part.  The path is added
+    to the list unsynced, if one is given, for fsync_all."""
     tmp = '%s.%d.tmp' % (path, os.getpid())
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
             write_all(fd, data)
-            if sync:
-                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
+        if unsynced is not None:
+            unsynced.append(path)
     except OSError as e:
         unlink_quiet(tmp)
         raise Error('cannot write %s: %s' % (quote(path), e.strerror))
+
+
+def fsync_all(paths):
+    """fsyncs the files, and the directories that hold them.  Done for many
+    files at once, it costs about one journal commit: the first fsync takes
+    everything written so far to the disk and the others find little to do."""
+    dirs = set()
+    for p in paths:
+        dirs.add(os.path.dirname(p))
+    for p in list(paths) + sorted(dirs):
+        try:
+            fd = os.open(p, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    del paths[:]
 
 
 def replace_path(src, dst):
@@ -730,9 +753,9 @@ def read_record_file(fname, name=None):
     return rec
 
 
-def write_record(path, rec, sync):
+def write_record(path, rec, unsynced):
     """Writes the state of the target at path (its .redo must exist)."""
-    write_atomic(state_file(path, STATE_SUFFIX), rec_dump(rec.to_records()), sync)
+    write_atomic(state_file(path, STATE_SUFFIX), rec_dump(rec.to_records()), unsynced)
     rec.changed = False
 
 
@@ -1492,6 +1515,10 @@ class Run(Graph):
         self.run_id = '%d.%d' % (time.time_ns(), os.getpid())
         self.started = time.time()
         self.top_done = False
+        # State files written and not yet fsynced: done in batches (see
+        # fsync_all), at least every SYNC_EVERY seconds and at the end.
+        self.unsynced = [] if opts.sync else None
+        self.synced_at = self.started
         self.progress_at = 0.0
         self.dir = None
         self.poller = None
@@ -1619,10 +1646,15 @@ class Run(Graph):
                 self.show_progress()
                 timeout = 500 if timeout is None else min(timeout, 500)
             self.poll(timeout)
+            if self.unsynced and time.time() - self.synced_at > SYNC_EVERY:
+                fsync_all(self.unsynced)
+                self.synced_at = time.time()
             self.fire_timers()
             if self.signal:
                 self.escalate()
         self.term.show_status('')
+        if self.unsynced:
+            fsync_all(self.unsynced)
         if self.signal:
             return EXIT_SIGNAL + self.signal
         return EXIT_OK if all(n.ok for n in tops) and not self.failed else EXIT_FAILED
@@ -1880,7 +1912,7 @@ class Run(Graph):
                     return
                 if reason is None:
                     if rec.changed:
-                        write_record(n.path, rec, self.opts.sync)
+                        write_record(n.path, rec, self.unsynced)
                     if self.opts.debug:
                         self.debug(n, 'up to date')
                     self.finish(n, True)
@@ -2082,7 +2114,7 @@ class Run(Graph):
             rec = old or Record(os.path.basename(n.path))
             rec.result = 'failed'
             self.stamp_run(rec, job, status, seconds)
-            write_record(n.path, rec, self.opts.sync)
+            write_record(n.path, rec, self.unsynced)
             n.rec = rec
             self.failed = True
             self.term.error('%s failed: %s%s' % (quote(self.rel(n.path)), problem, self.chain_text(n)))
@@ -2102,7 +2134,7 @@ class Run(Graph):
         rec.do = rel_path(job.do.path, os.path.dirname(n.path))
         rec.deps = job.deps
         self.stamp_run(rec, job, 0, seconds)
-        write_record(n.path, rec, self.opts.sync)
+        write_record(n.path, rec, self.unsynced)
         if src is not None:
             replace_path(src, n.path)
         elif exists(n.path):
