@@ -433,6 +433,8 @@ def _is_dir(st):
 # .redo has exactly one of these suffixes, so no two targets' files collide.
 
 def abs_path(cwd, name):
+    if '/' not in name and name not in ('.', '..', '') and cwd != '/':
+        return cwd + '/' + name           # the common case, at a tenth of the cost
     return os.path.normpath(os.path.join(cwd, name))
 
 
@@ -460,13 +462,13 @@ def state_key(name):
 
 
 def state_file(path, suffix):
-    d, name = os.path.split(path)
-    return os.path.join(d, STATE_DIR, state_key(name) + suffix)
+    d, _, name = path.rpartition('/')
+    return '%s/%s/%s%s' % (d, STATE_DIR, state_key(name), suffix)
 
 
 def tmp_file(path, kind):
-    d, name = os.path.split(path)
-    return os.path.join(d, STATE_DIR, kind, name)
+    d, _, name = path.rpartition('/')
+    return '%s/%s/%s/%s' % (d, STATE_DIR, kind, name)
 
 
 # =============================================================================
@@ -814,12 +816,13 @@ def find_do(path, top, exists_fn=exists):
 # to date; MODIFIED means a target was changed by hand and is now a source.
 
 MODIFIED = 'it was modified outside redo'
+UNKNOWN = ()
 
 
 class Node:
     __slots__ = ('path', 'rec', 'loaded', 'fp', 'ident', 'done', 'ok',
                  'started', 'waiters', 'waiting', 'parent', 'depth',
-                 'forced', 'top', 'built', 'lock', 'published')
+                 'forced', 'top', 'built', 'lock', 'published', 'st')
 
     def __init__(self, path):
         self.path = path
@@ -827,6 +830,7 @@ class Node:
         self.loaded = False
         self.fp = None            # memo: fingerprint and identity now
         self.ident = None
+        self.st = UNKNOWN         # memo: (lstat, fingerprint)
         self.done = False         # up to date (or failed) in this run
         self.ok = None
         self.started = False
@@ -893,11 +897,14 @@ class Graph:
     def find_do(self, path):
         return find_do(path, self.top, self.exists_memo)
 
-    def is_target(self, n):
-        """Built by redo before, or not there and buildable."""
-        if self.record(n) is not None:
-            return True
-        return not exists(n.path) and self.find_do(n.path) is not None
+    def stat(self, n):
+        """(lstat, fingerprint) of n, taken once until n is built or
+        forgotten: files are not expected to change under a running build
+        but by the .do that builds them."""
+        if n.st is UNKNOWN:
+            st = lstat_or_none(n.path)
+            n.st = (st, fingerprint(st, n.path))
+        return n.st
 
     def now(self, n, dep=None):
         """The identity of n now, as its dependents see it.  dep, a stored
@@ -908,8 +915,7 @@ class Graph:
             special = rec.identity_for_dependents()
             if special is not None:
                 return special, False
-        st = lstat_or_none(n.path)
-        fp = fingerprint(st, n.path)
+        st, fp = self.stat(n)
         if dep is not None and same_fingerprint(dep.fp, fp):
             return dep.ident, False
         if n.fp != fp:
@@ -925,7 +931,7 @@ class Graph:
 
     def why_modified(self, n, rec):
         """Compares a built target with what its state says redo made."""
-        st = lstat_or_none(n.path)
+        st, fp = self.stat(n)
         if rec.output is None:
             if st is None:
                 return None
@@ -933,7 +939,6 @@ class Graph:
             return 'its last build was interrupted' if ident == rec.previous else MODIFIED
         if st is None:
             return 'it does not exist'
-        fp = fingerprint(st, n.path)
         if same_fingerprint(rec.output[0], fp):
             return None
         ident = self.now_file(n, st)
@@ -977,13 +982,16 @@ class Graph:
             if dep.kind == 'Ifcreate':
                 if exists(dn.path):
                     return '%s exists now' % quote(self.rel(dn.path)), ()
-            elif dn.done or self.is_target(dn):
+            elif dn.done or self.record(dn) is not None:
                 targets.append((dep, dn))
             else:
                 ident, refreshed = self.now(dn, dep)
-                if ident != dep.ident:
+                if ident == ABSENT and self.find_do(dn.path) is not None:
+                    targets.append((dep, dn))       # gone, but it can be built
+                elif ident != dep.ident:
                     return '%s changed' % quote(self.rel(dn.path)), ()
-                rec.changed |= refreshed
+                else:
+                    rec.changed |= refreshed
         return None, targets
 
     def why_targets(self, rec, targets):
@@ -1955,6 +1963,7 @@ class Run(Graph):
         """Drops what was read of n's state, to read it again."""
         n.loaded = False
         n.fp = None
+        n.st = UNKNOWN
         self.state_names.pop(os.path.dirname(n.path), None)
 
     def adopt(self, parent, n):
@@ -2143,6 +2152,7 @@ class Run(Graph):
         n.rec = rec
         n.loaded = True
         n.fp = None
+        n.st = UNKNOWN
         n.built = True
         return True
 
