@@ -57,6 +57,9 @@ if [ -z "$py" ]; then
 fi
 exec "$py" -S -c '
 import sys, os, marshal
+if sys.version_info < (3, 8):
+    sys.stderr.write("redo: needs Python 3.8 or newer; %s is %s\n" % (sys.executable, sys.version.split()[0]))
+    sys.exit(2)
 a = sys.argv; f = a[1]; d = a[2]; a[:3] = [f]
 with open(f, "rb") as h:
     src = h.read()
@@ -148,6 +151,10 @@ SOFTWARE.
 import errno
 import os
 import sys
+
+if sys.version_info < (3, 8):
+    sys.stderr.write('redo: needs Python 3.8 or newer; %s is %s\n' % (sys.executable, sys.version.split()[0]))
+    sys.exit(2)
 
 # =============================================================================
 # §1 Constants: names of environment variables, paths, formats, exit codes
@@ -372,7 +379,11 @@ def write_atomic(path, data, unsynced=None):
     to the list unsynced, if one is given, for fsync_all."""
     tmp = '%s.%d.tmp' % (path, os.getpid())
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        except FileNotFoundError:         # a .do removed .redo (`clean.do`)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
             write_all(fd, data)
         finally:
@@ -1169,16 +1180,25 @@ class JobServer:
 
 
 class Slots:
-    """The slots of one run: the implicit one, then jobserver tokens."""
+    """The slots of one run: the implicit one, then jobserver tokens.  Tasks
+    of waiting .do scripts get them first; then new .do scripts, deepest
+    first (what a waiting script needs before its siblings), in the order
+    asked among equals."""
 
     def __init__(self, server):
         self.server = server
         self.free = 1             # the implicit slot
-        self.resume = []          # tasks of waiting .do scripts, first
-        self.start = []           # tasks that want to start a .do
+        self.resume = []          # tasks of waiting .do scripts
+        self.start = []           # heap of (-depth, seq, task) to start a .do
+        self.seq = 0
 
     def want(self, task, resuming):
-        (self.resume if resuming else self.start).append(task)
+        import heapq
+        if resuming:
+            self.resume.append(task)
+        else:
+            self.seq += 1
+            heapq.heappush(self.start, (-task.node.depth, self.seq, task))
 
     def waiting(self):
         return bool(self.resume or self.start)
@@ -1191,17 +1211,18 @@ class Slots:
 
     def hand_out(self):
         """Yields the tasks that get a slot now."""
+        import heapq
         while self.resume or self.start:
             if self.free > 0:
                 self.free -= 1
             elif not self.server.take():
                 return
-            yield (self.resume or self.start).pop(0)
+            yield self.resume.pop(0) if self.resume else heapq.heappop(self.start)[2]
 
     def drain(self):
         """Yields the tasks waiting to start a .do (when the build stops)."""
         waiting, self.start = self.start, []
-        return waiting
+        return [t for d, s, t in sorted(waiting)]
 
 
 # =============================================================================
@@ -1505,7 +1526,8 @@ class Run(Graph):
         self.opts = opts
         self.term = term
         self.slots = None
-        self.slot_ids = list(range(64, 0, -1))
+        self.slot_ids = []        # free slot numbers, for the trace
+        self.slot_count = 0
         from collections import deque
         self.ready = deque()
         self.jobs = {}            # pid -> Job
@@ -1731,6 +1753,11 @@ class Run(Graph):
                 self.hand_out_slots()
             elif type(want) is Job:
                 want.waiter = task
+            elif want[0] == 'start':
+                for n in want[1]:
+                    if not n.started:
+                        self.start_node(n)
+                ready.append((task, None))
             else:
                 import heapq
                 import time
@@ -2044,9 +2071,14 @@ class Run(Graph):
             self.term.error('%s: no .do file to build it%s' % (quote(self.rel(n.path)), self.chain_text(n)))
             self.give_slot()
             return False
+        import heapq
         job = Job(self, n, do, self.next_job)
         self.next_job += 1
-        job.slot = self.slot_ids.pop() if self.slot_ids else 0
+        if self.slot_ids:
+            job.slot = heapq.heappop(self.slot_ids)
+        else:
+            self.slot_count += 1
+            job.slot = self.slot_count
         dn = self.node(do.path)
         ident, _ = self.now(dn)
         job.add_dep(Dep('Dep', rel_path(do.path, os.path.dirname(n.path)), dn.fp or ABSENT, ident))
@@ -2072,8 +2104,7 @@ class Run(Graph):
         job.close()
         del self.jobs_by_id[job.id]
         del self.live[job.id]
-        if job.slot:
-            self.slot_ids.append(job.slot)
+        heapq.heappush(self.slot_ids, job.slot)
         ok = self.commit(n, job, status)
         if job.holding:
             self.give_slot()
@@ -2120,8 +2151,12 @@ class Run(Graph):
         old = self.record(n)
         if problem:
             job.remove_temporaries()
+            # The old output and its identity stay (the old target does);
+            # the dependencies are what the failed run asked for: a failed
+            # target is rebuilt whatever they say, and redo-log shows them.
             rec = old or Record(os.path.basename(n.path))
             rec.result = 'failed'
+            rec.deps = job.deps
             self.stamp_run(rec, job, status, seconds)
             write_record(n.path, rec, self.unsynced)
             n.rec = rec
@@ -2254,6 +2289,9 @@ class Run(Graph):
             if cmd == 'redo' and not n.started:
                 n.forced = True
             nodes.append(n)
+        # Start them, and keep the slot if that was enough (sources, targets
+        # up to date): a .do that asks for files does not let another start.
+        yield ('start', nodes)
         if all(n.done for n in nodes):
             ok = all(n.ok for n in nodes)
         else:
@@ -2271,11 +2309,10 @@ class Run(Graph):
                 job.holding = True
         if cmd == 'ifchange':
             d = os.path.dirname(parent.path)
-            for n in nodes:
-                if n.ok:
-                    ident, _ = self.now(n)
-                    fp = n.fp if (n.fp is not None and not ident.startswith(('s:', 'v:'))) else ABSENT
-                    job.add_dep(Dep('Dep', rel_path(n.path, d), fp, ident))
+            for n in nodes:       # failed ones too: redo-log -r shows them
+                ident, _ = self.now(n)
+                fp = n.fp if (n.fp is not None and not ident.startswith(('s:', 'v:'))) else ABSENT
+                job.add_dep(Dep('Dep', rel_path(n.path, d), fp, ident))
         return EXIT_OK if ok else EXIT_FAILED
 
     def serve_ifcreate(self, job, cwd, args):
@@ -2446,18 +2483,18 @@ def parse_options(cmd, args, opts, allowed):
         if a in ('-V', '--version'):
             raise Done('%s (redo.py) %s\n' % (name, VERSION))
         if a.startswith('--'):
-            name, eq, value = a[2:].partition('=')
-            if name not in allowed:
+            opt, eq, value = a[2:].partition('=')
+            if opt not in allowed:
                 raise Error('%s: unknown option %s (see --help)' % (name, a), EXIT_USAGE)
-            if allowed[name]:
+            if allowed[opt]:
                 if not eq:
                     if i >= len(args):
                         raise Error('%s: %s needs a value' % (name, a), EXIT_USAGE)
                     value = args[i]
                     i += 1
-                values[name] = value
+                values[opt] = value
             else:
-                values[name] = values.get(name, 0) + 1
+                values[opt] = values.get(opt, 0) + 1
         elif a.startswith('-') and len(a) > 1:
             j = 1
             while j < len(a):
@@ -2514,9 +2551,9 @@ def install(dest, copy):
     in DIR.  Returns what to print."""
     import shutil
     me = os.path.realpath(__file__)
-    make_dirs(dest)
     target = os.path.join(dest, 'redo.py')
     try:
+        os.makedirs(dest, exist_ok=True)
         if os.path.realpath(target) != me:
             shutil.copyfile(me, target + '.new')
             os.chmod(target + '.new', 0o755)

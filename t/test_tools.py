@@ -283,8 +283,6 @@ def test_install_option_error_is_one_line(sb):
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-@pytest.mark.xfail(reason='--install into a path that cannot be made exits 1 ("a target '
-                   'failed"), not 2 ("an error outside a build")', strict=True)
 def test_install_option_error_exit_status_is_2(sb):
     v = vendored(sb)
     (sb.path / 'afile').write_text('x\n')
@@ -691,9 +689,6 @@ def test_runs_under_python(sb, exe):
     assert r.returncode == 2
 
 
-@pytest.mark.xfail(reason='REDO_PYTHON naming a Python older than 3.8 ends in a '
-                   'traceback (time.time_ns / os.POSIX_SPAWN_OPEN missing), not a '
-                   'one-line error naming the version needed', strict=True)
 @pytest.mark.parametrize('exe', old_interpreters())
 def test_older_python_is_a_clear_error(sb, exe):
     """SPEC §6: no traceback for anything the user can cause; REDO_PYTHON is
@@ -903,9 +898,6 @@ def test_log_after_a_failed_rebuild(sb):
     assert tree['ok.out'] == ('ok', 0, ['ok: fine'])
 
 
-@pytest.mark.xfail(reason='a failed build keeps only the previous dependencies, so after '
-                   'a first build that fails, `redo-log -r all` shows `all FAILED` with no '
-                   'children: not which dependency failed, nor its stderr', strict=True)
 def test_log_after_a_first_build_fails(sb):
     fail_project(sb)
     sb.write('bad.out.do', 'echo "bad: cannot find frobnitz.h" >&2\nexit 3\n')
@@ -1036,9 +1028,6 @@ def test_trace_without_any_build_is_an_error(sb):
     assert r.returncode != 0 and r.stderr.strip()
 
 
-@pytest.mark.xfail(reason='more than 64 jobs at once: the slots past 64 all get tid 0, '
-                   'so their bars overlap on one row, which the format does not allow',
-                   strict=True)
 def test_trace_many_jobs_at_once_never_share_a_row(sb):
     n = 70
     sb.write('all.do', 'for i in $(seq 1 %d); do echo t$i.out; done | xargs redo-ifchange\n' % n)
@@ -1284,9 +1273,6 @@ def test_example_log_and_trace(example):
         xs['site/history.html']['dur'] - 1
 
 
-@pytest.mark.xfail(reason='`redo clean` in the example exits 1: clean.do removes .redo, and '
-                   'redo.py (since b2b6c0c, "directories made once") cannot then write '
-                   '.redo/clean.rec', strict=True)
 def test_example_clean_then_rebuild(example):
     example.redo()
     example.redo('clean')
@@ -1297,10 +1283,6 @@ def test_example_clean_then_rebuild(example):
     assert (example.path / 'site' / 'about.html').exists()
 
 
-@pytest.mark.xfail(reason='t/example/.redo/clean.rec, state left by a local `redo clean`, is '
-                   'committed: every clone of the example starts with a build record (one '
-                   'that redo.py now reads as garbled and ignores); it should ship sources only',
-                   strict=True)
 def test_example_ships_no_build_state():
     try:
         r = subprocess.run(['git', 'ls-files', '--', 't/example'], cwd=str(ROOT),
