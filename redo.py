@@ -33,10 +33,10 @@ if [ -n "$r" ]; then
   fi
   set -C
   if { true >"$r/$j.c"; } 2>/dev/null; then k=J f=$r/$j.r; else k=P f=$r/$$.r; mkfifo "$f" || exit 2; fi
-  printf '%s %s %s %s\n' "$c" "$j" $$ $k >"$r/req" || exit 2
+  printf '%s %s %s %s\n' "$c" "$j" $$ $k 1<>"$r/req" || exit 2
   x=
-  read -r x <"$f"
-  printf 'done %s %s %s\n' "$j" $$ $k >"$r/req" 2>/dev/null
+  { kill -0 "$REDO_PID" && read -r x <"$f"; } 2>/dev/null
+  printf 'done %s %s %s\n' "$j" $$ $k 1<>"$r/req" 2>/dev/null
   case $x in [0-9]|[0-9][0-9]|[0-9][0-9][0-9]) exit "$x" ;; esac
   echo "redo-$c: lost contact with the running redo" >&2
   exit 2
@@ -1291,11 +1291,9 @@ __redo_call() {
   if [ "$__redo_c" = stamp ]; then { printf '%s\0' "$PWD"; cat; } >|"$REDO_RUN/$__redo_i.q"; else printf '%s\0' "$PWD" "$@" >|"$REDO_RUN/$__redo_i.q"; fi
   if { true >"$REDO_RUN/$REDO_JOB.c"; } 2>/dev/null; then __redo_k=J __redo_f=$REDO_RUN/$REDO_JOB.r; else __redo_k=P __redo_f=$REDO_RUN/$__redo_i.r; mkfifo "$__redo_f"; fi
   [ -n "$__redo_C" ] || set +C
-  printf '%s %s %s %s
-' "$__redo_c" "$REDO_JOB" "$__redo_i" $__redo_k >"$REDO_RUN/req"
-  __redo_x=; read -r __redo_x <"$__redo_f" || :
-  printf 'done %s %s %s
-' "$REDO_JOB" "$__redo_i" $__redo_k >"$REDO_RUN/req"
+  printf '%s %s %s %s\n' "$__redo_c" "$REDO_JOB" "$__redo_i" $__redo_k 1<>"$REDO_RUN/req"
+  __redo_x=; { kill -0 "$REDO_PID" && read -r __redo_x <"$__redo_f"; } 2>/dev/null || :
+  printf 'done %s %s %s\n' "$REDO_JOB" "$__redo_i" $__redo_k 1<>"$REDO_RUN/req"
   case $__redo_x in [0-9]|[0-9][0-9]|[0-9][0-9][0-9]) return "$__redo_x" ;; esac
   echo "redo-$__redo_c: lost contact with the running redo" >&2; return 2
 }
@@ -2416,11 +2414,15 @@ def client_request(d, env, cmd, body):
     except FileExistsError:
         kind, fifo = 'P', os.path.join(d, '%d.r' % pid)
         os.mkfifo(fifo)
-    req = os.open(os.path.join(d, 'req'), os.O_WRONLY)
+    # Read-write opens of the fifos never block, even with the coordinator
+    # gone; its death shows as end of file on the reply.
+    req = os.open(os.path.join(d, 'req'), os.O_RDWR)
+    answer = b''
     try:
         os.write(req, ('%s %s %d %s\n' % (cmd, job, pid, kind)).encode())
-        with open(fifo, 'rb') as f:
-            answer = f.readline()
+        if coordinator_dir(env) is not None:
+            with open(fifo, 'rb') as f:
+                answer = f.readline()
         os.write(req, ('done %s %d %s\n' % (job, pid, kind)).encode())
     finally:
         os.close(req)

@@ -100,7 +100,7 @@ def alive(pid):
         return False
 
 
-def wait_gone(pids, timeout=5):
+def wait_gone(pids, timeout=3):
     """The pids still alive after up to timeout seconds (a hang guard:
     redo has exited already; its SIGKILLs may take a moment to land)."""
     end = time.monotonic() + timeout

@@ -372,6 +372,32 @@ def test_pipe_jobserver_given_by_hand(sb, form, at):
         os.close(w)
 
 
+@pytest.mark.parametrize('form', ['pipe', 'fifo'])
+def test_a_jobserver_with_no_token_free_still_builds(sb, tmp_path, form):
+    # Every token is held elsewhere (make's other jobs): redo builds with
+    # its own slot alone, one job at a time, and never waits forever.
+    if form == 'pipe':
+        r, w = os.pipe()
+        flags, fds = ' -j4 --jobserver-auth=%d,%d' % (r, w), (r, w)
+    else:
+        fifo = str(tmp_path / 'jobserver.fifo')
+        os.mkfifo(fifo)
+        r = w = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+        flags, fds = ' -j4 --jobserver-auth=fifo:%s' % fifo, ()
+    try:
+        names = leaves(sb, 4)
+        p = run(sb, ['redo', 'leaves'], fds, {'MAKEFLAGS': flags})
+        assert p.returncode == 0, p.stderr
+        assert max_running(sb) == 1
+        assert started(sb) == sorted(names)
+        assert not warnings_about_makeflags(p.stderr), p.stderr
+        assert drain(r) == b''
+    finally:
+        os.close(r)
+        if w != r:
+            os.close(w)
+
+
 def test_explicit_j_wins_over_makes_jobserver(sb):
     # -j1 on the command line: one at a time, and make's tokens untouched.
     r, w = os.pipe()

@@ -505,6 +505,7 @@ def test_cycle_across_independent_runs_is_named(sb, procs, names):
     assert temporaries(sb) == []
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(reason='a cycle that goes through a redo started apart by a .do (REDO_RUN '
                           'unset) is never found: the inner redo polls the lock of a forever',
                    strict=True)
@@ -618,6 +619,7 @@ def test_a_hanging_target_does_not_hold_up_the_others(sb, procs):
 
 # --- big shapes ---------------------------------------------------------------
 
+@pytest.mark.slow
 def test_huge_argument_list(sb):
     # 20000 dependencies in one redo-ifchange: 19600 sources in src/ and 400
     # targets in gen/, mixed; then the same list again through xargs.
