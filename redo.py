@@ -55,8 +55,11 @@ if [ -z "$py" ]; then
     { mkdir -p "$d" && printf '%s\n' "$py" >"$d/python"; } 2>/dev/null
   fi
 fi
+trap '' INT TERM HUP   # until Python has its own handlers: no traceback
 exec "$py" -S -c '
-import sys, os, marshal
+import sys, os, marshal, signal
+for n in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(n, lambda n, f: os._exit(128 + n))
 if sys.version_info < (3, 8):
     sys.stderr.write("redo: needs Python 3.8 or newer; %s is %s\n" % (sys.executable, sys.version.split()[0]))
     sys.exit(2)
@@ -1134,34 +1137,34 @@ class JobServer:
         return cls(r, w, read_fd, True)
 
     @classmethod
-    def join(cls, makeflags, term):
-        """The jobserver named in MAKEFLAGS; None if there is none, False
-        (after a warning) if it is named but cannot be used."""
+    def join(cls, makeflags):
+        """(the jobserver named in MAKEFLAGS or None, a warning or None).
+        Must be called before this process opens any file descriptor, so
+        that the numbers in MAKEFLAGS cannot be mistaken for its own."""
         spec = None
         for word in makeflags.split():
             for prefix in ('--jobserver-auth=', '--jobserver-fds='):
                 if word.startswith(prefix):
                     spec = word[len(prefix):]
         if spec is None:
-            return None
+            return None, None
         try:
             if spec.startswith('fifo:'):
                 path = spec[5:]
                 r = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
                 w = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-                return cls(r, w, r, False)
+                return cls(r, w, r, False), None
             rs, ws = spec.split(',')
             r, w = int(rs), int(ws)
             import stat
             sr, sw = os.fstat(r), os.fstat(w)
             if not (stat.S_ISFIFO(sr.st_mode) and sr.st_ino == sw.st_ino):
                 raise OSError(0, 'not the two ends of one pipe')
-            return cls(r, w, cls.private(r, path=None), False)
+            return cls(r, w, cls.private(r, path=None), False), None
         except (OSError, ValueError) as e:
-            term.warn('MAKEFLAGS names a jobserver (%s) that cannot be used (%s): '
-                      'running one job at a time; in a Makefile, mark the rule '
-                      'that runs redo with "+"' % (spec, getattr(e, 'strerror', None) or e))
-            return False
+            return None, ('MAKEFLAGS names a jobserver (%s) that cannot be used (%s): '
+                          'running one job at a time; in a Makefile, mark the rule '
+                          'that runs redo with "+"' % (spec, getattr(e, 'strerror', None) or e))
 
     @staticmethod
     def private(fd, path):
@@ -1510,6 +1513,7 @@ class Options:
 
     def __init__(self, env):
         self.jobs = _int_env(env, ENV_JOBS, 0)     # 0: make's, or one per CPU
+        self.cli_jobs = 0
         self.keep_going = _flag(env, ENV_KEEP_GOING)
         self.xtrace = 2 if _flag(env, ENV_TRACE) else 0
         self.verbose = 2 if _flag(env, ENV_VERBOSE) else 0
@@ -1567,6 +1571,8 @@ class Run(Graph):
         self.failed = False
         self.signal = 0
         self.kill_at = 0.0
+        self.doomed = set()       # children of .do scripts, when interrupted
+        self.termed = False
         self.timers = []
         self.fd_handlers = {}
         self.replies = {}         # (job, pid) -> fd of a client's own fifo
@@ -1590,6 +1596,9 @@ class Run(Graph):
         build with nothing to do creates nothing."""
         import select
         import signal
+        self.inherited = (None, None)
+        if not self.opts.cli_jobs:
+            self.inherited = JobServer.join(self.env.get(ENV_MAKEFLAGS, ''))
         self.poller = select.poll()
         self.sig_r, sig_w = os.pipe()
         os.set_blocking(self.sig_r, False)
@@ -1634,16 +1643,15 @@ class Run(Graph):
         env[ENV_PYTHON] = sys.executable
         env['PATH'] = bin_dir + os.pathsep + env.get('PATH', os.defpath)
         self.opts.export(env)
-        server = None
-        if not self.opts.jobs:
-            server = JobServer.join(env.get(ENV_MAKEFLAGS, ''), self.term)
-            if server is False:
-                self.opts.jobs = 1
-            elif server is None:
-                self.opts.jobs = os.cpu_count() or 1
-        if not server:
-            server = JobServer.create(self.opts.jobs)
-            env[ENV_MAKEFLAGS] = server.makeflags(env.get(ENV_MAKEFLAGS, ''), self.opts.jobs)
+        # -j, then make's jobserver, then REDO_JOBS, then one per CPU.
+        server, warning = self.inherited
+        if warning:
+            self.term.warn(warning)
+        if server is None:
+            o = self.opts
+            o.jobs = o.cli_jobs or o.jobs or (1 if warning else os.cpu_count() or 1)
+            server = JobServer.create(o.jobs)
+            env[ENV_MAKEFLAGS] = server.makeflags(env.get(ENV_MAKEFLAGS, ''), o.jobs)
         self.slots = Slots(server)
         self.job_env = env
 
@@ -1692,7 +1700,10 @@ class Run(Graph):
         import time
         while True:
             self.pump()
-            if self.top_done or (self.signal and not self.jobs):
+            if self.signal:
+                if not self.jobs and not self.doomed_alive():
+                    break
+            elif self.top_done:
                 break
             timeout = None
             if self.timers:
@@ -1911,14 +1922,27 @@ class Run(Graph):
 
     def signal_jobs(self, signum):
         """Sends signum to every running .do and to everything they started
-        (found through /proc where there is one)."""
+        (found through /proc where there is one), which is remembered: a
+        child run with `&` ignores SIGINT, and may outlive its .do."""
         pids = set(job.pid for job in self.jobs.values())
-        pids |= descendants(pids)
-        for pid in pids:
+        # Leading our process group (a shell's job, a session of its own),
+        # all of the group is ours to end.
+        group = os.getpgrp() if os.getpgrp() == os.getpid() else None
+        self.doomed |= descendants(pids | self.doomed, group)
+        for pid in pids | self.doomed:
             try:
                 os.kill(pid, signum)
             except OSError:
                 pass
+
+    def doomed_alive(self):
+        """Forgets the remembered children that are gone; True if any is left."""
+        for pid in list(self.doomed):
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                self.doomed.discard(pid)
+        return bool(self.doomed)
 
     def interrupt(self, signum):
         """SIGINT, SIGTERM, SIGHUP: pass it on to every running .do (Ctrl-C
@@ -1937,6 +1961,16 @@ class Run(Graph):
         if self.kill_at and time.time() >= self.kill_at:
             self.signal_jobs(signal.SIGKILL)
             self.kill_at = 0.0
+            self.doomed.clear()           # killed: nothing more to wait for
+        elif not self.jobs and self.doomed and self.kill_at:
+            # The .do scripts are gone; what they left gets TERM first.
+            if not self.termed:
+                self.termed = True
+                for pid in self.doomed:
+                    try:
+                        os.kill(pid, signal.SIGTERM)
+                    except OSError:
+                        pass
         self.reap()
 
     # -- bringing one node up to date -------------------------------------------
@@ -1999,7 +2033,7 @@ class Run(Graph):
                 self.give_slot()
                 self.forget(n)
                 continue
-            cycle = self.foreign_cycle(n)
+            cycle = self.foreign_cycle(n) or self.ancestor_cycle(n)
             if cycle:
                 self.term.error('dependency cycle: %s'
                                 % ' -> '.join(quote(self.rel(p)) for p in cycle))
@@ -2087,6 +2121,20 @@ class Run(Graph):
                 else:
                     frontier.append((p, chain + [p]))
         return None
+
+    def ancestor_cycle(self, n):
+        """A redo started apart by a .do (not through the running build)
+        still has that .do's target in REDO_TARGET: that target cannot be
+        done before this run is, so waiting for its lock is a cycle."""
+        parent = self.env.get(ENV_TARGET)
+        if n.path != parent:
+            return None
+        chain = [n]
+        x = n.parent
+        while x is not None and len(chain) < 1000:
+            chain.append(x)
+            x = x.parent
+        return [p.path for p in [n] + chain[::-1]]
 
     def drop_lock(self, n):
         if n.lock is not None:
@@ -2354,24 +2402,29 @@ class Run(Graph):
         return EXIT_OK
 
 
-def descendants(pids):
-    """The processes descended from pids, from /proc (empty without it)."""
+def descendants(pids, group=None):
+    """The processes descended from pids, and those in process group `group`
+    (but this one), from /proc (nothing without it).  The group catches what
+    a .do left running after it died: reparented away, but still there."""
     children = {}
+    found = set()
     try:
         names = os.listdir('/proc')
     except OSError:
-        return set()
+        return found
+    me = os.getpid()
     for name in names:
         if not name.isdigit():
             continue
-        try:
-            with open('/proc/%s/stat' % name, 'rb') as f:
-                stat = f.read()
-        except OSError:
+        stat = read_bytes_or_none('/proc/%s/stat' % name)
+        if not stat:
             continue
-        ppid = int(stat[stat.rfind(b')') + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(name))
-    found, todo = set(), list(pids)
+        fields = stat[stat.rfind(b')') + 2:].split()
+        pid = int(name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        if group is not None and int(fields[2]) == group and pid != me:
+            found.add(pid)
+    todo = list(pids)
     while todo:
         for c in children.get(todo.pop(), ()):
             if c not in found:
@@ -2567,7 +2620,7 @@ def build_options(cmd, args, env):
     if jobs is not None:
         if not jobs.isdigit():
             raise Error('redo: -j %s: not a number' % jobs, EXIT_USAGE)
-        opts.jobs = int(jobs) or os.cpu_count() or 1
+        opts.cli_jobs = int(jobs) or os.cpu_count() or 1
     opts.keep_going |= bool(v.get('k') or v.get('keep-going'))
     opts.xtrace = max(opts.xtrace, v.get('x', 0))
     opts.verbose = max(opts.verbose, v.get('v', 0))
@@ -2902,7 +2955,15 @@ def command_of(argv):
     return 'redo', argv[1:]
 
 
+def _exit_on_signal(signum, frame):
+    """Until a command sets its own: leave at once, quietly, 128+signum."""
+    os._exit(EXIT_SIGNAL + signum)
+
+
 def main(argv):
+    import signal
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
     cmd, args = command_of(argv)
     env = os.environ
     try:

@@ -96,3 +96,8 @@ def any_python(request):
             pytest.skip('no /usr/bin/python3')
         return exe
     return sys.executable
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'slow: a test that takes seconds (still run by default)')

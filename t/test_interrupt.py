@@ -302,13 +302,9 @@ def test_signal_while_a_do_waits_for_its_dependencies(sb, procs, sig):
         assert not sb.exists('.redo/%s.rec' % t)
 
 
-BACKGROUND_CHILD_SURVIVES_SIGINT = pytest.mark.xfail(
-    reason='a child that a .do started with `&` ignores SIGINT (as sh makes background '
-           'jobs); the .do itself dies at once, redo sees no job left and exits without '
-           'the SIGKILL of the grace period, and the child lives on after Ctrl-C', strict=True)
 
 
-@pytest.mark.parametrize('sig', [pytest.param(signal.SIGINT, marks=BACKGROUND_CHILD_SURVIVES_SIGINT),
+@pytest.mark.parametrize('sig', [signal.SIGINT,
                                  signal.SIGTERM, signal.SIGHUP], ids=SIG_IDS)
 def test_signal_ends_background_children_of_a_do(sb, procs, sig):
     sb.write('x.do', 'sleep 60 &\necho $! >x.child\nwait\necho x\n')
@@ -338,9 +334,6 @@ def test_a_do_that_ignores_the_signal_is_killed(sb, procs):
     assert temporaries(sb) == []
 
 
-@pytest.mark.xfail(reason='a child a .do left running in the background that ignores the '
-                          'signal is never killed: the .do ends at once, so redo skips the '
-                          'SIGKILL of the grace period', strict=True)
 def test_a_background_child_that_ignores_the_signal_is_killed(sb, procs):
     sb.write('x.do', 'sh -c \'trap "" INT TERM HUP; echo $$ >x.child; '
                      'while :; do sleep 1; done\' &\nwait\n')
@@ -571,9 +564,6 @@ def test_sigint_at_random_moments_always_leaves_a_clean_state(sb):
     check_final_build(sb)
 
 
-@pytest.mark.xfail(reason='Ctrl-C while the launcher loads the cached code (before main) '
-                          'prints a Python traceback (KeyboardInterrupt in the -c code)',
-                   strict=True)
 def test_ctrl_c_at_start_up_prints_no_traceback(sb):
     # Ctrl-C at 30 random moments in the first part of a run (mostly Python
     # starting up): wherever it lands, no traceback.

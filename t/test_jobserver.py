@@ -260,15 +260,9 @@ def test_make_redo_make_all_share_one_pool(sb):
     assert temporaries(sb) == []
 
 
-MISTAKES_ITS_OWN_FDS = pytest.mark.xfail(
-    reason='when MAKEFLAGS names fds 3,4 that are closed (what make -jN gives a recipe '
-           'without "+"), redo takes the two ends of its own signal pipe, opened first, '
-           'for the jobserver: no warning, and its .do files are told to use fds they '
-           'do not have', strict=True)
 
 
 @needs_make
-@MISTAKES_ITS_OWN_FDS
 def test_redo_under_make_without_plus_warns_and_runs_one_job(sb):
     names = leaves(sb, 4)
     sb.write('Makefile', 'all:\n\tredo leaves\n')
@@ -416,7 +410,7 @@ def test_explicit_j_wins_over_makes_jobserver(sb):
 
 
 @pytest.mark.parametrize('case', [
-    pytest.param('closed-3-4', marks=MISTAKES_ITS_OWN_FDS),
+    'closed-3-4',
     'closed-high',
     'old-form-closed',
     'not-a-pipe',

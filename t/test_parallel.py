@@ -363,10 +363,6 @@ def test_a_redo_started_apart_by_a_do_shares_the_slots(sb):
     assert temporaries(sb) == []
 
 
-@pytest.mark.xfail(reason='REDO_JOBS is inherited by a redo that a .do starts apart from the run '
-                          '(REDO_RUN gone); it then makes a jobserver of its own instead of '
-                          'joining the one in MAKEFLAGS, so 3 jobs run at once under REDO_JOBS=2',
-                   strict=True)
 def test_a_redo_started_apart_by_a_do_shares_the_slots_under_redo_jobs(sb):
     write_nested_run(sb, want=3)
     sb.redo('top', env={'REDO_JOBS': '2'}, check=True)
@@ -506,9 +502,6 @@ def test_cycle_across_independent_runs_is_named(sb, procs, names):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason='a cycle that goes through a redo started apart by a .do (REDO_RUN '
-                          'unset) is never found: the inner redo polls the lock of a forever',
-                   strict=True)
 def test_cycle_through_a_nested_redo_is_named(sb, procs):
     sb.write('a.do', 'env -u REDO_RUN -u REDO_PID redo-ifchange b\necho a\n')
     sb.write('b.do', 'redo-ifchange a\necho b\n')
