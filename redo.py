@@ -712,7 +712,7 @@ class Record:
         return recs
 
     @classmethod
-    def from_bytes(cls, data):
+    def parse(cls, data):
         """Parses a state file; raises ValueError (or KeyError...) if it is
         garbled.  The files redo writes are parsed here without the general
         recfile reader, at a third of its cost: each dependency is one block
@@ -791,7 +791,7 @@ def read_record_file(fname, name=None):
     if data is None:
         return None
     try:
-        rec = Record.from_bytes(data)
+        rec = Record.parse(data)
         if name is not None and rec.target != name:
             raise ValueError('the state of another target')
     except (ValueError, KeyError, IndexError, TypeError):
