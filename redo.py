@@ -2010,7 +2010,7 @@ class Run(Graph):
                     return
                 if reason is None:
                     if rec.changed:
-                        write_record(n.path, rec, self.unsynced)
+                        self.refresh_record(n, rec)
                     if self.opts.debug:
                         self.debug(n, 'up to date')
                     self.finish(n, True)
@@ -2048,6 +2048,18 @@ class Run(Graph):
         finally:
             self.drop_lock(n)
         self.finish(n, ok)
+
+    def refresh_record(self, n, rec):
+        """Writes the fingerprints refreshed while checking n, unless another
+        run is building n or has built it since (its state would be lost)."""
+        if not self.take_lock(n):
+            return
+        try:
+            fresh = read_record(n.path)
+            if fresh is not None and fresh.build == rec.build:
+                write_record(n.path, rec, self.unsynced)
+        finally:
+            self.drop_lock(n)
 
     def forget(self, n):
         """Drops what was read of n's state, to read it again."""
