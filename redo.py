@@ -867,7 +867,7 @@ UNKNOWN = ()
 class Node:
     __slots__ = ('path', 'rec', 'loaded', 'fp', 'ident', 'done', 'ok',
                  'started', 'waiters', 'waiting', 'parent', 'depth',
-                 'forced', 'top', 'built', 'lock', 'published', 'st')
+                 'forced', 'top', 'lock', 'published', 'st')
 
     def __init__(self, path):
         self.path = path
@@ -885,7 +885,6 @@ class Node:
         self.depth = 0
         self.forced = False       # `redo`, not `redo-ifchange`
         self.top = False          # named on the command line
-        self.built = False        # its .do ran in this run
         self.lock = None
         self.published = b''      # the waits written in its lock file
 
@@ -1401,8 +1400,7 @@ class Job:
         if cut:
             chunk, self.err_buf = self.err_buf[:cut], self.err_buf[cut:]
             self.keep_log(chunk)
-            if not self.run.opts.silent_stderr:
-                self.run.term.write(chunk)
+            self.run.term.write(chunk)
         return more
 
     def read_stdout(self):
@@ -1523,7 +1521,6 @@ class Options:
         self.sync = not _flag(env, ENV_NO_SYNC)
         self.stop_if_modified = _flag(env, ENV_STOP_IF_MODIFIED)
         self.progress = True
-        self.silent_stderr = False
 
     def export(self, env):
         for name, on in ((ENV_KEEP_GOING, self.keep_going), (ENV_DEBUG, self.debug),
@@ -2277,7 +2274,6 @@ class Run(Graph):
         n.loaded = True
         n.fp = None
         n.st = UNKNOWN
-        n.built = True
         return True
 
     def stamp_run(self, rec, job, status, seconds):
