@@ -579,12 +579,13 @@ def _hasher():
     return blake2b(digest_size=16)
 
 
-def identity(path, st):
-    """The identity of the file at path (st = its lstat, or None)."""
-    if st is None:
+def identity(path, mode):
+    """The identity of the file at path, whose lstat st_mode is mode (None:
+    there is no file)."""
+    if mode is None:
         return ABSENT
-    kind = st.st_mode & 0o170000
-    perm = st.st_mode & 0o7777
+    kind = mode & 0o170000
+    perm = mode & 0o7777
     h = _hasher()
     if kind == 0o120000:
         try:
@@ -592,7 +593,9 @@ def identity(path, st):
             target = os.stat(path)
         except OSError:
             return 'l:' + h.hexdigest()
-        return 'l:' + h.hexdigest() + '>' + identity_followed(path, target)
+        if _is_dir(target):
+            return 'l:' + h.hexdigest() + '>d%o' % (target.st_mode & 0o7777)
+        return 'l:' + h.hexdigest() + '>' + identity(path, target.st_mode)
     if kind == 0o040000:
         try:
             names = sorted(os.listdir(path))
@@ -615,10 +618,6 @@ def identity(path, st):
     except OSError as e:
         raise Error('cannot read %s: %s' % (quote(path), e.strerror))
     return 'f%o:%s' % (perm, h.hexdigest())
-
-
-def identity_followed(path, st):
-    return identity(path, st) if not _is_dir(st) else 'd%o' % (st.st_mode & 0o7777)
 
 
 def stamp_of_data(data):
@@ -879,7 +878,7 @@ class Node:
         self.done = False         # up to date (or failed) in this run
         self.ok = None
         self.started = False
-        self.waiters = []         # tasks waiting for this node
+        self.waiters = None       # tasks waiting for this node (a list)
         self.waiting = ()         # nodes this node waits for (cycles)
         self.parent = None        # who asked for it first (error chains)
         self.depth = 0
@@ -918,13 +917,14 @@ class Graph:
             names = self.state_names.get(d)
             if names is None:
                 try:
-                    names = frozenset(os.listdir(os.path.join(d, STATE_DIR)))
+                    names = frozenset(x for x in os.listdir(os.path.join(d, STATE_DIR))
+                                      if x.endswith(STATE_SUFFIX))
                 except OSError:
                     names = frozenset()
                 self.state_names[d] = names
             # A state file written since the listing is caught by the lock
             # (targets another run builds are re-read once it is released).
-            n.rec = read_record(n.path) if name + STATE_SUFFIX in names else None
+            n.rec = read_record(n.path) if state_key(name) + STATE_SUFFIX in names else None
             n.loaded = True
         return n.rec
 
@@ -947,7 +947,8 @@ class Graph:
         but by the .do that builds them."""
         if n.st is UNKNOWN:
             st = lstat_or_none(n.path)
-            n.st = (st, fingerprint(st, n.path))
+            # The mode only, not the stat result: a tenth of the memory.
+            n.st = (st.st_mode if st is not None else None, fingerprint(st, n.path))
         return n.st
 
     def now(self, n, dep=None):
@@ -959,14 +960,14 @@ class Graph:
             special = rec.identity_for_dependents()
             if special is not None:
                 return special, False
-        st, fp = self.stat(n)
+        mode, fp = self.stat(n)
         if dep is not None and same_fingerprint(dep.fp, fp):
             return dep.ident, False
         if n.fp != fp:
             if rec is not None and rec.output and same_fingerprint(rec.output[0], fp):
                 n.ident = rec.output[1]
             else:
-                n.ident = identity(n.path, st)
+                n.ident = identity(n.path, mode)
             n.fp = fp
         if dep is not None and n.ident == dep.ident:
             dep.fp = fp
@@ -975,17 +976,17 @@ class Graph:
 
     def why_modified(self, n, rec):
         """Compares a built target with what its state says redo made."""
-        st, fp = self.stat(n)
+        mode, fp = self.stat(n)
         if rec.output is None:
-            if st is None:
+            if mode is None:
                 return None
-            ident = self.now_file(n, st)
+            ident = self.now_file(n, mode, fp)
             return 'its last build was interrupted' if ident == rec.previous else MODIFIED
-        if st is None:
+        if mode is None:
             return 'it does not exist'
         if same_fingerprint(rec.output[0], fp):
             return None
-        ident = self.now_file(n, st)
+        ident = self.now_file(n, mode, fp)
         if ident == rec.output[1]:
             rec.output = (fp, ident)
             rec.changed = True
@@ -994,10 +995,9 @@ class Graph:
             return 'its last build was interrupted'
         return MODIFIED
 
-    def now_file(self, n, st):
-        fp = fingerprint(st, n.path)
+    def now_file(self, n, mode, fp):
         if n.fp != fp:
-            n.fp, n.ident = fp, identity(n.path, st)
+            n.fp, n.ident = fp, identity(n.path, mode)
         return n.ident
 
     def why_local(self, n, rec):
@@ -1819,6 +1819,8 @@ class Run(Graph):
         task.nodes = nodes
         task.count = len(pending)
         for n in pending:
+            if n.waiters is None:
+                n.waiters = []
             n.waiters.append(task)
         if me is not None:
             me.waiting += (task,)
@@ -1853,7 +1855,7 @@ class Run(Graph):
     def finish(self, n, ok):
         n.done = True
         n.ok = ok
-        waiters, n.waiters = n.waiters, []
+        waiters, n.waiters = n.waiters or (), None
         for t in waiters:
             t.count -= 1
             if t.count == 0:
@@ -2008,6 +2010,7 @@ class Run(Graph):
                 if reason is None:
                     if rec.changed:
                         self.refresh_record(n, rec)
+                    rec.deps = ()         # checked: no longer needed (memory)
                     if self.opts.debug:
                         self.debug(n, 'up to date')
                     self.finish(n, True)
@@ -2257,7 +2260,7 @@ class Run(Graph):
         rec.build = '%d.%d.%d' % (time.time_ns(), os.getpid(), job.id)
         if src is not None:
             st = lstat_or_none(src)
-            rec.output = (fingerprint_sans_ctime(fingerprint(st, src)), identity(src, st))
+            rec.output = (fingerprint_sans_ctime(fingerprint(st, src)), identity(src, st.st_mode))
         rec.previous = old.output[1] if old is not None and old.output else ABSENT
         rec.stamp = job.stamp
         rec.always = job.always
@@ -2681,6 +2684,10 @@ def cmd_redo(args, env, cmd='redo'):
         return EXIT_OK
     cwd = getcwd()
     term = Term(env, opts.progress)
+    # The graph is made of long-lived objects: the cyclic collector would
+    # walk them again and again for nothing (a third of a no-op check).
+    import gc
+    gc.disable()
     run = Run(opts, env, cwd, term)
     try:
         run.open()
