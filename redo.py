@@ -467,6 +467,8 @@ def state_key(name):
     """The name of a target's files in .redo: the target's own name, or, when
     that and a suffix would not fit in NAME_MAX (255 bytes), its start and a
     hash (the state file still holds the full name)."""
+    if len(name) <= 50:           # at most 4 bytes a character
+        return name
     raw = os.fsencode(name)
     if len(raw) <= 200:
         return name
@@ -893,7 +895,6 @@ class Graph:
         self.env = env
         self.cwd = cwd
         self.nodes = {}
-        self.exist_memo = {}
         self.state_names = {}     # dir -> names in dir/.redo, read once
         self.made_dirs = set()
         top = env.get(ENV_TOP_DIR)
@@ -913,7 +914,8 @@ class Graph:
 
     def record(self, n):
         if not n.loaded:
-            d, name = os.path.split(n.path)
+            d, _, name = n.path.rpartition('/')
+            d = d or '/'
             names = self.state_names.get(d)
             if names is None:
                 try:
@@ -932,11 +934,9 @@ class Graph:
         return rel_path(path, self.cwd)
 
     def exists_memo(self, path):
-        """For .do candidates only: asked again and again, rarely changing."""
-        e = self.exist_memo.get(path)
-        if e is None:
-            e = self.exist_memo[path] = exists(path)
-        return e
+        """For .do candidates: asked again and again, rarely changing; the
+        .do found is a dependency, whose lstat is then already known."""
+        return self.stat(self.node(path))[0] is not None
 
     def find_do(self, path):
         return find_do(path, self.top, self.exists_memo)

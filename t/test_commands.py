@@ -6,22 +6,11 @@ Each test runs the real redo.py (through the sandbox's symlinks, or as
 import os
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-REDO_PY = ROOT / 'redo.py'
-
-COMMANDS = ['redo', 'redo-ifchange', 'redo-ifcreate', 'redo-always',
-            'redo-stamp', 'redo-ood', 'redo-targets', 'redo-sources',
-            'redo-whichdo', 'redo-log', 'redo-dot', 'redo-affects',
-            'redo-cleanup']
-
-
-def no_traceback(p):
-    assert 'Traceback' not in p.stderr, p.stderr
-    assert 'Traceback' not in p.stdout, p.stdout
+from conftest import COMMANDS, REDO_PY
+from helpers import no_traceback_anywhere
 
 
 def lines(text):
@@ -47,7 +36,7 @@ def small_tree(sb):
 def test_every_command_answers_help(sb, cmd):
     p = sb.run(cmd, '--help')
     assert p.returncode == 0, p.stderr
-    no_traceback(p)
+    no_traceback_anywhere(p)
     assert re.search(r'(^|\W)%s(\W|$)' % re.escape(cmd), p.stdout), p.stdout
     assert 'usage' in p.stdout.lower()
 
@@ -56,7 +45,7 @@ def test_every_command_answers_help(sb, cmd):
 def test_every_command_answers_version(sb, cmd):
     p = sb.run(cmd, '--version')
     assert p.returncode == 0, p.stderr
-    no_traceback(p)
+    no_traceback_anywhere(p)
     assert 'redo' in p.stdout
     assert re.search(r'\d+\.\d+', p.stdout), p.stdout
 
@@ -192,7 +181,7 @@ def test_redo_does_not_record_dependency_in_caller(sb):
 def test_redo_failure_exits_nonzero(sb):
     sb.write('x.do', 'exit 3\n')
     p = sb.redo('x', check=False)
-    no_traceback(p)
+    no_traceback_anywhere(p)
 
 
 # ---------------------------------------------------------------------------
@@ -236,14 +225,14 @@ def test_ifchange_failure_of_dependency_fails_caller(sb):
     sb.write('bad.do', 'exit 4\n')
     sb.write('x.do', 'redo-ifchange bad\necho x\n')
     p = sb.ifchange('x', check=False)
-    no_traceback(p)
+    no_traceback_anywhere(p)
     assert not sb.exists('x')
 
 
 def test_ifchange_no_arguments_at_top_level_is_fine(sb):
     sb.write('all.do', 'echo all >>runs\n')
     p = sb.ifchange(check=True)
-    no_traceback(p)
+    no_traceback_anywhere(p)
     assert sb.log('runs') == []
 
 
@@ -265,7 +254,7 @@ def test_ifcreate_error_when_file_exists(sb):
     sb.write('flag', 'here\n')
     sb.write('x.do', 'redo-ifcreate flag\necho x\n')
     p = sb.ifchange('x', check=False)
-    no_traceback(p)
+    no_traceback_anywhere(p)
     assert 'flag' in p.stderr
     assert not sb.exists('x')
 
@@ -279,7 +268,7 @@ def test_ifcreate_error_status_seen_by_do(sb):
 
 def test_ifcreate_outside_a_build_is_an_error(sb):
     p = sb.run('redo-ifcreate', 'flag', check=False)
-    no_traceback(p)
+    no_traceback_anywhere(p)
     assert 'redo-ifcreate' in p.stderr
 
 
@@ -307,7 +296,7 @@ def test_always_built_at_most_once_per_run(sb):
 
 def test_always_outside_a_build_is_an_error(sb):
     p = sb.run('redo-always', check=False)
-    no_traceback(p)
+    no_traceback_anywhere(p)
     assert 'redo-always' in p.stderr
 
 
@@ -342,7 +331,7 @@ def test_stamp_changed_stamp_rebuilds_dependents(sb):
 
 def test_stamp_reads_stdin_outside_a_build_is_an_error(sb):
     p = sb.run('redo-stamp', input='data', check=False)
-    no_traceback(p)
+    no_traceback_anywhere(p)
     assert 'redo-stamp' in p.stderr
 
 
@@ -419,7 +408,7 @@ def test_whichdo_lists_all_candidates_exit_1(sb):
     sb.write('sub/keep', '')
     p = sb.run('redo-whichdo', 'sub/a.b.c')
     assert p.returncode == 1, p.stderr
-    no_traceback(p)
+    no_traceback_anywhere(p)
     assert lines(p.stdout) == [
         'sub/a.b.c.do', 'sub/default.b.c.do', 'sub/default.c.do', 'sub/default.do',
         'default.b.c.do', 'default.c.do', 'default.do']
@@ -441,7 +430,7 @@ def test_whichdo_exact_do_is_enough(sb):
 
 def test_whichdo_needs_exactly_one_target(sb):
     p = sb.run('redo-whichdo', check=False)
-    no_traceback(p)
+    no_traceback_anywhere(p)
     assert p.stderr.strip()
     assert p.stdout == ''
 
@@ -468,7 +457,7 @@ def test_log_r_shows_what_targets_built(sb):
 
 def test_log_of_unknown_target_is_an_error(sb):
     p = sb.run('redo-log', 'nothing', check=False)
-    no_traceback(p)
+    no_traceback_anywhere(p)
     assert 'nothing' in p.stderr
 
 
@@ -536,7 +525,7 @@ def test_cleanup_removes_temporary_lock_and_log_files_only(sb):
     sb.redo('all', 'sub/x', check=True)
     before = {p for p in sb.path.rglob('*') if '.redo' not in p.parts}
     p = sb.run('redo-cleanup', check=True)
-    no_traceback(p)
+    no_traceback_anywhere(p)
     after = {p for p in sb.path.rglob('*') if '.redo' not in p.parts}
     assert before == after                          # targets and sources stay
     left = [p.name for p in sb.path.rglob('*') if '.redo' in p.parts]
@@ -551,7 +540,7 @@ def test_cleanup_removes_temporary_lock_and_log_files_only(sb):
 
 def test_cleanup_on_clean_tree_is_fine(sb):
     p = sb.run('redo-cleanup', check=True)
-    no_traceback(p)
+    no_traceback_anywhere(p)
 
 
 # ---------------------------------------------------------------------------
@@ -561,5 +550,5 @@ def test_cleanup_on_clean_tree_is_fine(sb):
 @pytest.mark.parametrize('cmd', COMMANDS)
 def test_unknown_option_is_a_usage_error(sb, cmd):
     p = sb.run(cmd, '--no-such-option', check=False)
-    no_traceback(p)
+    no_traceback_anywhere(p)
     assert len(lines(p.stderr)) == 1, p.stderr

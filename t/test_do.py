@@ -9,9 +9,7 @@ import sys
 
 import pytest
 
-
-def no_traceback(p):
-    assert 'Traceback' not in p.stderr, p.stderr
+from helpers import no_traceback
 
 
 def args_do():

@@ -13,11 +13,9 @@ import time
 
 import pytest
 
+from helpers import no_traceback
+
 SGR = re.compile(r'\x1b\[[0-9;]*m')
-
-
-def no_traceback(p):
-    assert 'Traceback' not in p.stderr, p.stderr
 
 
 def target_names(stderr):

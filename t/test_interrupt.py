@@ -20,56 +20,16 @@ import time
 
 import pytest
 
-TIMEOUT = 60          # hang guard for builds
+from concurrency import TIMEOUT, kill_session, kill_strays, read_pids, temporaries, wait_gone
+from concurrency import procs, sb  # noqa: F401  (fixtures)
+
 EXIT_TIMEOUT = 10     # hang guard for the exit after a signal
 
 SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
 SIG_IDS = ['INT', 'TERM', 'HUP']
 
-AWAIT = r'''#!/bin/sh
-# await FILE...: waits (about 30 s at most) until every FILE exists.
-i=0
-for f; do
-  while [ ! -e "$f" ]; do
-    i=$((i+1))
-    [ $i -lt 3000 ] || { echo "await: gave up waiting for $f" >&2; exit 1; }
-    sleep 0.01
-  done
-done
-'''
-
-
-@pytest.fixture
-def sb(sb, tmp_path):
-    """The Sandbox, with the project in proj/, TMPDIR in tmp/ (so that a
-    leftover run directory is seen exactly) and `await` on PATH."""
-    sb.path = tmp_path / 'proj'
-    sb.path.mkdir()
-    sb.tmpdir = tmp_path / 'tmp'
-    sb.tmpdir.mkdir()
-    sb.env['TMPDIR'] = str(sb.tmpdir)
-    tools = tmp_path / 'tools'
-    tools.mkdir()
-    (tools / 'await').write_text(AWAIT)
-    os.chmod(tools / 'await', 0o755)
-    sb.env['PATH'] = '%s:%s' % (tools, sb.env['PATH'])
-    return sb
-
 
 # --- helpers -----------------------------------------------------------------
-
-def temporaries(sb):
-    """What redo's temporaries left: run directories in TMPDIR, files in
-    .redo/tmp and .redo/out, and half-written state files (*.tmp)."""
-    left = ['TMPDIR/' + n for n in os.listdir(sb.tmpdir) if n.startswith('redo')]
-    for d, dirs, files in os.walk(sb.path):
-        base, parent = os.path.basename(d), os.path.basename(os.path.dirname(d))
-        if base in ('tmp', 'out') and parent == '.redo':
-            left += [os.path.join(d, n) for n in dirs + files]
-        if base == '.redo':
-            left += [os.path.join(d, n) for n in files if n.endswith('.tmp')]
-    return left
-
 
 def state_files(sb):
     """Every target's content and every .redo/*.rec, as bytes by path."""
@@ -83,139 +43,6 @@ def state_files(sb):
                 with open(p, 'rb') as h:
                     out[rel] = h.read()
     return out
-
-
-def alive(pid):
-    """True if pid is a process that has not ended (a zombie has ended)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
-    except (OSError, IndexError):
-        return False
-
-
-def wait_gone(pids, timeout=3):
-    """The pids still alive after up to timeout seconds (a hang guard:
-    redo has exited already; its SIGKILLs may take a moment to land)."""
-    end = time.monotonic() + timeout
-    while True:
-        left = [p for p in pids if alive(p)]
-        if not left or time.monotonic() > end:
-            return left
-        time.sleep(0.02)
-
-
-def session_pids(sid):
-    pids = []
-    for n in os.listdir('/proc'):
-        if not n.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % n) as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != 'Z' and int(fields[3]) == sid:
-            pids.append(int(n))
-    return pids
-
-
-def kill_session(sid):
-    for _ in range(50):
-        pids = session_pids(sid)
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        time.sleep(0.02)
-
-
-def kill_strays(pids):
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-
-
-class Proc:
-    """A redo command started in its own session, stderr kept in a file."""
-
-    def __init__(self, sb, *args, tag='redo'):
-        self.err = sb.path.parent / (tag + '.err')
-        with open(self.err, 'w') as r:
-            self.p = subprocess.Popen(list(args), cwd=str(sb.path), env=dict(sb.env),
-                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=r, start_new_session=True)
-        self.pid = self.p.pid
-
-    @property
-    def stderr(self):
-        return self.err.read_text()
-
-    def signal(self, sig):
-        """Ctrl-C goes to the whole process group, as a terminal sends it;
-        SIGTERM and SIGHUP to redo alone, as kill(1) and a closed session
-        do."""
-        if sig == signal.SIGINT:
-            os.killpg(self.pid, sig)
-        else:
-            os.kill(self.pid, sig)
-
-    def wait(self, timeout):
-        try:
-            return self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            kill_session(self.pid)
-            self.p.wait(5)
-            raise AssertionError('redo did not exit within %s s\n%s' % (timeout, self.stderr))
-
-
-@pytest.fixture
-def procs():
-    started = []
-
-    def start(*a, **kw):
-        p = Proc(*a, **kw)
-        started.append(p)
-        return p
-    yield start
-    for p in started:
-        kill_session(p.pid)
-        if p.p.poll() is None:
-            p.p.kill()
-            p.p.wait(5)
-
-
-def read_pids(sb, names, proc, timeout=TIMEOUT):
-    """Waits until each file in names holds a pid (written by a running
-    .do); returns the pids."""
-    end = time.monotonic() + timeout
-    pids = []
-    for name in names:
-        while True:
-            try:
-                text = (sb.path / name).read_text()
-            except FileNotFoundError:
-                text = ''
-            if text.endswith('\n') and text.strip().isdigit():
-                pids.append(int(text))
-                break
-            if proc.p.poll() is not None:
-                raise AssertionError('redo exited (%d) before %s was written\n%s'
-                                     % (proc.p.returncode, name, proc.stderr))
-            assert time.monotonic() < end, 'timed out waiting for ' + name
-            time.sleep(0.01)
-    return pids
 
 
 # --- a build interrupted while every .do is busy ------------------------------

@@ -8,7 +8,7 @@ a hang; every token taken is given back.
 
 Debian's make is the real peer where the test can use it; the forms this
 make does not speak (fifo:, --jobserver-fds) are made by hand.  Concurrency
-is measured by the jobs themselves (tools/work, as in test_parallel.py):
+is measured by the jobs themselves (the `work` tool of concurrency.py):
 `S name` / `E name` lines replayed, never wall-clock time.
 """
 
@@ -21,7 +21,8 @@ import time
 
 import pytest
 
-TIMEOUT = 60          # a hang guard only
+from concurrency import TIMEOUT, kill_session, leaf_do, max_running, started, temporaries
+from concurrency import sb  # noqa: F401  (fixture)
 
 needs_make = pytest.mark.skipif(shutil.which('make') is None, reason='GNU make is not installed')
 
@@ -36,100 +37,11 @@ def make_pipe_style():
         return []
     return ['--jobserver-style=pipe'] if version >= (4, 4) else []
 
-WORK = r'''#!/bin/sh
-# work NAME [WANT]: one stretch of work, logged as "S NAME" and "E NAME"
-# lines in $PLOG.  With WANT, it lingers (a few seconds at most) until some
-# stretch has seen WANT of them running at once.
-f=$PRUN/$(printf '%s' "$1" | tr / _)
-echo "S $1" >>"$PLOG"
-: >"$f"
-if [ -n "${2-}" ]; then
-  i=0
-  while [ ! -e "$PRUN/.reached" ] && [ $i -lt 300 ]; do
-    if [ "$(ls "$PRUN" | wc -l)" -ge "$2" ]; then : >"$PRUN/.reached"; break; fi
-    sleep 0.01
-    i=$((i+1))
-  done
-fi
-sleep "${PSLEEP:-0.02}"
-rm -f "$f"
-echo "E $1" >>"$PLOG"
-'''
-
-AWAIT = r'''#!/bin/sh
-# await FILE...: waits (about 30 s at most) until every FILE exists.
-i=0
-for f; do
-  while [ ! -e "$f" ]; do
-    i=$((i+1))
-    [ $i -lt 3000 ] || { echo "await: gave up waiting for $f" >&2; exit 1; }
-    sleep 0.01
-  done
-done
-'''
-
-
-@pytest.fixture
-def sb(sb, tmp_path):
-    """The Sandbox, with the project in proj/, TMPDIR in tmp/ and the
-    tools above on PATH."""
-    sb.path = tmp_path / 'proj'
-    sb.path.mkdir()
-    sb.tmpdir = tmp_path / 'tmp'
-    sb.tmpdir.mkdir()
-    sb.env['TMPDIR'] = str(sb.tmpdir)
-    tools = tmp_path / 'tools'
-    tools.mkdir()
-    for name, text in (('work', WORK), ('await', AWAIT)):
-        (tools / name).write_text(text)
-        os.chmod(tools / name, 0o755)
-    sb.env['PATH'] = '%s:%s' % (tools, sb.env['PATH'])
-    sb.env['PLOG'] = str(tmp_path / 'plog')
-    sb.env['PRUN'] = str(tmp_path / 'prun')
-    (tmp_path / 'prun').mkdir()
-    sb.plog = tmp_path / 'plog'
-    return sb
-
-
-def stretches(sb):
-    if not sb.plog.exists():
-        return []
-    return [tuple(l.split(' ', 1)) for l in sb.plog.read_text().splitlines()]
-
-
-def max_running(sb, only=None):
-    """The most stretches (whose names satisfy `only`) running at once."""
-    running = set()
-    peak = 0
-    for kind, name in stretches(sb):
-        if only is not None and not only(name):
-            continue
-        if kind == 'S':
-            assert name not in running, 'stretch %s started twice' % name
-            running.add(name)
-            peak = max(peak, len(running))
-        else:
-            running.remove(name)
-    assert not running, 'stretches that never ended: %s' % running
-    return peak
-
-
-def started(sb):
-    return sorted(name for kind, name in stretches(sb) if kind == 'S')
-
-
-def temporaries(sb):
-    left = ['TMPDIR/' + n for n in os.listdir(sb.tmpdir) if n.startswith('redo')]
-    for d, dirs, files in os.walk(sb.path):
-        if os.path.basename(d) in ('tmp', 'out') and os.path.basename(os.path.dirname(d)) == '.redo':
-            left += [os.path.join(d, n) for n in dirs + files]
-    return left
-
 
 def leaves(sb, n, want=None, prefix='l'):
     """`leaves` builds n targets, each one stretch of work."""
     names = ['%s%d' % (prefix, i) for i in range(n)]
-    sb.write('default.do', 'work "$1"%s\necho "$1"\n' % ((' %d' % want) if want else ''))
+    leaf_do(sb, want=want)
     sb.write('leaves.do', 'redo-ifchange %s\ncat %s\n' % (' '.join(names), ' '.join(names)))
     return names
 
@@ -148,20 +60,6 @@ def drain(fd):
         data += chunk
 
 
-def session_pids(sid):
-    pids = []
-    for n in os.listdir('/proc'):
-        if n.isdigit():
-            try:
-                with open('/proc/%s/stat' % n) as f:
-                    fields = f.read().rsplit(')', 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if fields[0] != 'Z' and int(fields[3]) == sid:
-                pids.append(int(n))
-    return pids
-
-
 def run(sb, args, fds=(), env=None, timeout=TIMEOUT):
     """Runs a command in a session of its own (fds passed on at the same
     numbers); a hang fails the test with what was still running, and kills
@@ -176,20 +74,11 @@ def run(sb, args, fds=(), env=None, timeout=TIMEOUT):
     except subprocess.TimeoutExpired:
         ps = subprocess.run(['ps', '-o', 'pid,ppid,stat,args', '-s', str(p.pid)],
                             capture_output=True, text=True).stdout
-        for _ in range(3):
-            for pid in session_pids(p.pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+        kill_session(p.pid)
         out, err = p.communicate()
         raise AssertionError('hung: %s\nstill running:\n%s\nstderr:\n%s' % (args, ps, err))
     finally:
-        for pid in session_pids(p.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        kill_session(p.pid)
     return subprocess.CompletedProcess(args, p.returncode, out, err)
 
 

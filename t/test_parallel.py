@@ -8,116 +8,26 @@ very deep chains, very wide trees.
 
 Nothing here measures wall-clock time.  Concurrency is measured by the .do
 files themselves: each stretch of work a .do does is bracketed by `S name`
-and `E name` lines appended to $PLOG (tools/work below), and the log is
-replayed to find the most stretches that were ever running at once.  A
-stretch can also wait (boundedly) until some stretch has seen WANT of them
-running at once, so that reaching a limit does not depend on timing.
+and `E name` lines appended to $PLOG (the `work` tool of concurrency.py),
+and the log is replayed to find the most stretches that were ever running
+at once.  A stretch can also wait (boundedly) until some stretch has seen
+WANT of them running at once, so that reaching a limit does not depend on
+timing.
 """
 
 import os
 import re
 import signal
-import subprocess
 import time
 
 import pytest
 
-TIMEOUT = 60          # a hang guard only, never a speed check
-
-WORK = r'''#!/bin/sh
-# work NAME [WANT]: one stretch of work of a .do, logged as "S NAME" and
-# "E NAME" lines in $PLOG.  With WANT, it lingers (a few seconds at most)
-# until some stretch has seen WANT of them running at once.
-f=$PRUN/$(printf '%s' "$1" | tr / _)
-echo "S $1" >>"$PLOG"
-: >"$f"
-if [ -n "${2-}" ]; then
-  i=0
-  while [ ! -e "$PRUN/.reached" ] && [ $i -lt 300 ]; do
-    if [ "$(ls "$PRUN" | wc -l)" -ge "$2" ]; then : >"$PRUN/.reached"; break; fi
-    sleep 0.01
-    i=$((i+1))
-  done
-fi
-sleep "${PSLEEP:-0.02}"
-rm -f "$f"
-echo "E $1" >>"$PLOG"
-'''
-
-AWAIT = r'''#!/bin/sh
-# await FILE...: waits (about 30 s at most) until every FILE exists.
-i=0
-for f; do
-  while [ ! -e "$f" ]; do
-    i=$((i+1))
-    [ $i -lt 3000 ] || { echo "await: gave up waiting for $f" >&2; exit 1; }
-    sleep 0.01
-  done
-done
-'''
-
-
-@pytest.fixture
-def sb(sb, tmp_path):
-    """The Sandbox, with the project in proj/, TMPDIR in tmp/ (so that a
-    leftover run directory is seen exactly) and the tools above on PATH."""
-    sb.path = tmp_path / 'proj'
-    sb.path.mkdir()
-    sb.tmpdir = tmp_path / 'tmp'
-    sb.tmpdir.mkdir()
-    sb.env['TMPDIR'] = str(sb.tmpdir)
-    tools = tmp_path / 'tools'
-    tools.mkdir()
-    for name, text in (('work', WORK), ('await', AWAIT)):
-        (tools / name).write_text(text)
-        os.chmod(tools / name, 0o755)
-    sb.env['PATH'] = '%s:%s' % (tools, sb.env['PATH'])
-    sb.env['PLOG'] = str(tmp_path / 'plog')
-    sb.env['PRUN'] = str(tmp_path / 'prun')
-    (tmp_path / 'prun').mkdir()
-    sb.plog = tmp_path / 'plog'
-    return sb
+from concurrency import (TIMEOUT, kill_session, leaf_do, max_running, started, stretches,
+                         temporaries, wait_for)
+from concurrency import procs, sb  # noqa: F401  (fixtures)
 
 
 # --- helpers -----------------------------------------------------------------
-
-def stretches(sb):
-    """The S/E lines of $PLOG as (kind, name) pairs, in order."""
-    if not sb.plog.exists():
-        return []
-    return [tuple(l.split(' ', 1)) for l in sb.plog.read_text().splitlines()]
-
-
-def max_running(sb, only=None):
-    """The most stretches (whose names satisfy `only`) running at once."""
-    running = set()
-    peak = 0
-    for kind, name in stretches(sb):
-        if only is not None and not only(name):
-            continue
-        if kind == 'S':
-            assert name not in running, 'stretch %s started twice' % name
-            running.add(name)
-            peak = max(peak, len(running))
-        else:
-            running.remove(name)
-    assert not running, 'stretches that never ended: %s' % running
-    return peak
-
-
-def started(sb):
-    return [name for kind, name in stretches(sb) if kind == 'S']
-
-
-def temporaries(sb):
-    """What redo's temporaries left: run directories in TMPDIR, and files
-    in .redo/tmp and .redo/out anywhere in the project."""
-    left = ['TMPDIR/' + n for n in os.listdir(sb.tmpdir) if n.startswith('redo')]
-    for d, dirs, files in os.walk(sb.path):
-        if os.path.basename(d) in ('tmp', 'out') and os.path.basename(os.path.dirname(d)) == '.redo':
-            left += [os.path.join(d, n) for n in dirs + files]
-    return left
-
 
 def cycle_named(stderr, names):
     """True if a line of stderr names a cycle through exactly `names`,
@@ -130,103 +40,6 @@ def cycle_named(stderr, names):
             if parts[0] == parts[-1] and sorted(parts[:-1]) == sorted(names):
                 return True
     return False
-
-
-def session_pids(sid):
-    """The live processes of session sid."""
-    pids = []
-    for n in os.listdir('/proc'):
-        if not n.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % n) as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != 'Z' and int(fields[3]) == sid:
-            pids.append(int(n))
-    return pids
-
-
-def kill_session(sid):
-    for _ in range(50):
-        pids = session_pids(sid)
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        time.sleep(0.02)
-
-
-class Proc:
-    """A redo command started in its own session, output kept in files."""
-
-    def __init__(self, sb, *args, env=None, tag=None, cwd=None):
-        e = dict(sb.env)
-        e.update(env or {})
-        tag = tag or 'p%d' % id(self)
-        self.out = sb.path.parent / (tag + '.out')
-        self.err = sb.path.parent / (tag + '.err')
-        with open(self.out, 'w') as o, open(self.err, 'w') as r:
-            self.p = subprocess.Popen(list(args), cwd=str(cwd or sb.path), env=e, stdin=subprocess.DEVNULL,
-                                      stdout=o, stderr=r, start_new_session=True)
-        self.pid = self.p.pid
-
-    def wait(self, timeout=TIMEOUT):
-        """The exit status; a hang is a failure (and everything is killed)."""
-        try:
-            rc = self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError('hung for %s s: %s\n%s' % (timeout, self.p.args, self.stderr))
-        return rc
-
-    def kill(self):
-        kill_session(self.pid)
-        try:
-            self.p.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-
-    @property
-    def stderr(self):
-        return self.err.read_text()
-
-
-@pytest.fixture
-def procs():
-    """Starts Procs; whatever is left of them is killed at the end."""
-    started = []
-
-    def start(*a, **kw):
-        p = Proc(*a, **kw)
-        started.append(p)
-        return p
-    yield start
-    for p in started:
-        kill_session(p.pid)
-        if p.p.poll() is None:
-            p.kill()
-
-
-def wait_for(path, proc=None, timeout=TIMEOUT):
-    """Polls until path exists (fails early if proc has exited)."""
-    end = time.monotonic() + timeout
-    while not os.path.exists(path):
-        if proc is not None and proc.p.poll() is not None:
-            raise AssertionError('%s exited (%d) before %s appeared\n%s'
-                                 % (proc.p.args, proc.p.returncode, path, proc.stderr))
-        assert time.monotonic() < end, 'timed out waiting for %s' % path
-        time.sleep(0.01)
-
-
-def leaf_do(sb, name='default.do', want=None):
-    """A .do building any target as one stretch of work; its content is
-    its own name."""
-    sb.write(name, 'work "$1"%s\necho "$1"\n' % ((' %d' % want) if want else ''))
 
 
 # --- -j N: the limit, counted across the whole run -------------------------

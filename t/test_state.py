@@ -11,6 +11,8 @@ import subprocess
 
 import pytest
 
+from helpers import no_traceback
+
 
 # ---------------------------------------------------------------------------
 # A small recfile reader, and the data it is checked against
@@ -98,11 +100,6 @@ def rec_files(d):
 def read_recs(path):
     with open(path, 'rb') as f:
         return parse_rec(f.read())
-
-
-def no_traceback(p):
-    err = p.stderr if isinstance(p.stderr, str) else p.stderr.decode('utf-8', 'replace')
-    assert 'Traceback' not in err, err
 
 
 # ---------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import subprocess
 import pytest
 
 from conftest import COMMANDS, REDO_PY, ROOT
+from helpers import no_traceback
 
 PLAIN_PATH = '/usr/bin:/bin'
 README = ROOT / 'README'
@@ -43,11 +44,6 @@ def private_env(sb, bindir):
     return {'PATH': '%s:%s' % (bindir, PLAIN_PATH),
             'XDG_CACHE_HOME': str(sb.path / 'cache'),
             'HOME': str(sb.path / 'home')}
-
-
-def no_traceback(p):
-    assert 'Traceback' not in p.stderr, p.stderr
-    return p
 
 
 def started(stderr):

@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from conftest import COMMANDS, REDO_PY
+from helpers import no_traceback
 
 PLAIN_PATH = '/usr/bin:/bin'
 
@@ -65,10 +66,6 @@ def simple_project(p):
     p.write('sub/x.do', 'redo-ifchange ../src\necho x; cat ../src\n')
 
 
-def assert_no_traceback(r):
-    assert 'Traceback' not in r.stderr, r.stderr
-
-
 def test_vendored_env_has_no_redo_on_path(proj):
     """The precondition every other test here relies on."""
     r = proj.run('sh', '-c', 'command -v redo || command -v redo-ifchange', check=False)
@@ -85,7 +82,7 @@ def test_vendored_redo_py_without_arguments_builds_all(proj):
 def test_vendored_redo_py_builds_named_target(proj):
     simple_project(proj)
     r = proj.run('./redo.py', 'sub/x', check=True)
-    assert_no_traceback(r)
+    no_traceback(r)
     assert proj.read('sub/x') == 'x\nsource\n'
     assert not (proj.dir / 'all').exists()
     # and rebuilds it when its source changes
@@ -106,7 +103,7 @@ def test_vendored_redo_py_command_as_first_argument(proj, first):
 def test_vendored_python3_redo_py_builds_target(proj, any_python):
     simple_project(proj)
     r = proj.run(any_python, 'redo.py', 'all', check=True)
-    assert_no_traceback(r)
+    no_traceback(r)
     assert proj.read('all') == 'all\nx\nsource\n'
     proj.write('src', 'changed\n')
     proj.run(any_python, 'redo.py', 'ifchange', 'all', check=True)
@@ -190,7 +187,7 @@ def test_vendored_do_files_find_every_command(proj):
     proj.write('forced.do', 'echo forced\n')
     proj.write('all.do', ALL_COMMANDS_DO % ' '.join(COMMANDS))
     r = proj.run('./redo.py', 'all', check=True)
-    assert_no_traceback(r)
+    no_traceback(r)
     assert proj.read('all') == 'ok\n'
     assert proj.read('forced') == 'forced\n'
     assert proj.read('whichdo.out') == 'dep.do\n'
@@ -246,7 +243,7 @@ def test_launcher_with_bogus_interpreter_cache(proj, bogus):
     proj.python_cache.parent.mkdir(parents=True)
     proj.python_cache.write_text(bogus + '\n')
     r = proj.run('./redo.py', check=True)
-    assert_no_traceback(r)
+    no_traceback(r)
     assert proj.read('all') == 'all\nx\nsource\n'
     # the cache is repaired: it now names a real interpreter
     cached = proj.python_cache.read_text().strip()
@@ -261,7 +258,7 @@ def test_launcher_with_unwritable_cache_directory(proj):
     proj.cache.parent.mkdir(parents=True, exist_ok=True)
     proj.cache.write_text('a file, not a directory\n')
     r = proj.run('./redo.py', check=True)
-    assert_no_traceback(r)
+    no_traceback(r)
     assert proj.read('all') == 'all\nx\nsource\n'
     assert proj.cache.read_text() == 'a file, not a directory\n'
 
@@ -281,7 +278,7 @@ def test_launcher_uses_redo_python(proj, any_python):
     proj.python_cache.parent.mkdir(parents=True)
     proj.python_cache.write_text('/nonexistent/python3\n')
     r = proj.run('./redo.py', env={'REDO_PYTHON': str(wrapper)}, check=True)
-    assert_no_traceback(r)
+    no_traceback(r)
     assert proj.read('all') == 'all\nx\nsource\n'
     assert log.exists() and log.read_text().strip(), 'REDO_PYTHON was not used'
 
