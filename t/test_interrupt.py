@@ -258,7 +258,10 @@ def write_random_tree(sb):
     for m, deps in MIDS.items():
         sb.write(m + '.do', 'echo %s >>runs\nredo-ifchange %s\necho "mid %s"\nsleep 0.002\ncat %s\n'
                  % (m, ' '.join(deps), m, ' '.join(deps)))
-    sb.write('all.do', 'echo all >>runs\nredo-ifchange %s\n{ echo all; cat %s; } >"$3"\n'
+    # all.do rebuilds whenever a source changed, and lasts 50 ms: a build
+    # is still running 40 ms after its first .do started, whatever the
+    # speed of the machine (test_sigint_at_random_moments aims there).
+    sb.write('all.do', 'echo all >>runs\nredo-ifchange %s\nsleep 0.05\n{ echo all; cat %s; } >"$3"\n'
              % (' '.join(MIDS), ' '.join(sorted(MIDS))))
     sb.write('sub/top.do', 'echo sub/top >>../runs\nredo-ifchange ../all ../m3\ncat ../all ../m3 | wc -l\n')
 
@@ -364,7 +367,7 @@ def test_sigint_at_random_moments_always_leaves_a_clean_state(sb):
             while len(sb.log('runs')) == runs and p.poll() is None:
                 assert time.monotonic() < end, 'no .do started'
                 time.sleep(0.002)
-            time.sleep(rng.uniform(0, span / 2))
+            time.sleep(rng.uniform(0, min(span / 2, 0.04)))
             try:
                 os.killpg(p.pid, signal.SIGINT)
             except ProcessLookupError:
@@ -387,7 +390,7 @@ def test_sigint_at_random_moments_always_leaves_a_clean_state(sb):
         for t in ALL_TARGETS:
             # each target is either as it was or as it should be now
             assert sb.read(t) in (old[t], want[t]), t
-    assert hit >= 6, 'only %d of 12 signals hit a running build' % hit
+    assert hit >= 10, 'only %d of 12 signals hit a running build' % hit
     check_final_build(sb)
 
 
