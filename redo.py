@@ -154,6 +154,7 @@ SOFTWARE.
 import errno
 import os
 import sys
+from marshal import dumps as marshal_dumps, loads as marshal_loads
 
 if sys.version_info < (3, 8):
     sys.stderr.write('redo: needs Python 3.8 or newer; %s is %s\n' % (sys.executable, sys.version.split()[0]))
@@ -191,6 +192,7 @@ FORMAT = 'redo.py/1'              # first field of every state file
 STATE_SUFFIX = '.rec'
 LOCK_SUFFIX = '.lock'
 LOG_SUFFIX = '.log'
+SUMMARY = 'summary'               # parsed state files, a cache (§9)
 TMP3_DIR = 'tmp'                  # $3 lives in .redo/tmp/<name>
 STDOUT_DIR = 'out'                # stdout is caught in .redo/out/<name>
 
@@ -682,6 +684,23 @@ class Record:
         self.deps = []
         self.changed = False      # refreshed fingerprints not yet written
 
+    def to_tuple(self):
+        """The record as plain values, for the summary cache (§9)."""
+        return (self.target, self.result, self.build, self.output, self.previous,
+                self.stamp, self.always, self.do, self.run, self.exit,
+                self.started, self.seconds, self.slot,
+                tuple((d.kind, d.name, d.fp, d.ident) for d in self.deps))
+
+    @classmethod
+    def from_tuple(cls, t):
+        self = cls(t[0])
+        (self.result, self.build, self.output, self.previous, self.stamp,
+         self.always, self.do, self.run, self.exit, self.started,
+         self.seconds, self.slot) = t[1:13]
+        self.output = tuple(self.output) if self.output else None
+        self.deps = [Dep(*d) for d in t[13]]
+        return self
+
     def identity_for_dependents(self):
         """What dependents compare: the redo-stamp, or for a target with no
         file, its build id; None when the output file itself decides."""
@@ -779,6 +798,19 @@ class Record:
 
 
 GARBLED = 'garbled'
+
+
+def read_summary(d):
+    """The summary of dir d/.redo (see Graph.read_state), {} if unreadable."""
+    data = read_bytes_or_none('%s/%s/%s' % (d, STATE_DIR, SUMMARY))
+    if data:
+        try:
+            fmt, entries = marshal_loads(data)
+            if fmt == FORMAT and type(entries) is dict:
+                return entries
+        except (ValueError, EOFError, TypeError):
+            pass
+    return {}
 
 
 def read_record(path):
@@ -896,6 +928,9 @@ class Graph:
         self.cwd = cwd
         self.nodes = {}
         self.state_names = {}     # dir -> names in dir/.redo, read once
+        self.summaries = {}       # dir -> {state key: (fingerprint, marshalled)}
+        self.summary_written = {}  # dir -> {state key: (fingerprint, Record)}
+        self.summary_dirty = set()
         self.made_dirs = set()
         top = env.get(ENV_TOP_DIR)
         self.top = abs_path(cwd, top) if top else None
@@ -926,9 +961,73 @@ class Graph:
                 self.state_names[d] = names
             # A state file written since the listing is caught by the lock
             # (targets another run builds are re-read once it is released).
-            n.rec = read_record(n.path) if state_key(name) + STATE_SUFFIX in names else None
+            key = state_key(name)
+            n.rec = self.read_state(d, key, name) if key + STATE_SUFFIX in names else None
             n.loaded = True
         return n.rec
+
+    # Design note: the summary.  Reading and parsing a state file costs more
+    # than everything else a no-op check does for a target.  So each .redo
+    # also holds `summary`, a cache of its state files already parsed (each
+    # entry marshalled on its own, unpacked when used: compact in memory),
+    # with the fingerprint of the state file it came from.  An entry is used only if the state file's lstat still matches:
+    # the state files stay the truth, a stale, garbled or missing summary
+    # only costs the reading it would have saved.  It is rewritten at the end
+    # of a run that read or wrote state files it did not hold.
+
+    def read_state(self, d, key, name):
+        path = '%s/%s/%s%s' % (d, STATE_DIR, key, STATE_SUFFIX)
+        fp = fingerprint(lstat_or_none(path))
+        summary = self.summary(d)
+        hit = summary.pop(key, None)      # used once: memory goes back
+        if hit is not None and hit[0] == fp:
+            try:
+                return Record.from_tuple(marshal_loads(hit[1]))
+            except (TypeError, ValueError, EOFError):
+                pass
+        rec = read_record_file(path, name)
+        if rec is not None and rec.result != GARBLED:
+            summary[key] = (fp, marshal_dumps(rec.to_tuple()))
+            self.summary_dirty.add(d)
+        return rec
+
+    def summary(self, d):
+        s = self.summaries.get(d)
+        if s is None:
+            s = self.summaries[d] = read_summary(d)
+        return s
+
+    def note_written(self, path, rec):
+        """After write_record: the summary will learn the new state (the
+        fingerprint is taken now, while the file is surely ours)."""
+        d, _, name = path.rpartition('/')
+        d = d or '/'
+        key = state_key(name)
+        fp = fingerprint(lstat_or_none('%s/%s/%s%s' % (d, STATE_DIR, key, STATE_SUFFIX)))
+        self.summary_written.setdefault(d, {})[key] = (fp, rec)
+        self.summary_dirty.add(d)
+
+    def write_summaries(self):
+        """Writes the summaries that changed: what the file held (entries
+        used in this run were dropped from memory, not from the file), the
+        state files read anew, and those written (a cache: errors are
+        ignored)."""
+        for d in self.summary_dirty:
+            entries = read_summary(d)
+            entries.update(self.summaries.get(d, {}))
+            for key, (fp, rec) in self.summary_written.get(d, {}).items():
+                entries[key] = (fp, marshal_dumps(rec.to_tuple()))
+            names = self.state_names.get(d)
+            if names is not None:
+                for key in [k for k in entries if k + STATE_SUFFIX not in names
+                            and k not in self.summary_written.get(d, ())]:
+                    del entries[key]      # its state file is gone
+            try:
+                write_atomic('%s/%s/%s' % (d, STATE_DIR, SUMMARY),
+                             marshal_dumps((FORMAT, entries)))
+            except (Error, ValueError):
+                pass
+        self.summary_dirty.clear()
 
     def rel(self, path):
         return rel_path(path, self.cwd)
@@ -1720,6 +1819,9 @@ class Run(Graph):
             if self.signal:
                 self.escalate()
         self.term.show_status('')
+        if not self.signal and self.summary_dirty:
+            self.nodes.clear()            # done with: room for the summaries
+            self.write_summaries()
         if self.unsynced:
             fsync_all(self.unsynced)
         if self.signal:
@@ -2010,7 +2112,8 @@ class Run(Graph):
                 if reason is None:
                     if rec.changed:
                         self.refresh_record(n, rec)
-                    rec.deps = ()         # checked: no longer needed (memory)
+                    else:
+                        rec.deps = ()     # checked: no longer needed (memory)
                     if self.opts.debug:
                         self.debug(n, 'up to date')
                     self.finish(n, True)
@@ -2058,6 +2161,7 @@ class Run(Graph):
             fresh = read_record(n.path)
             if fresh is not None and fresh.build == rec.build:
                 write_record(n.path, rec, self.unsynced)
+                self.note_written(n.path, rec)
         finally:
             self.drop_lock(n)
 
@@ -2248,6 +2352,7 @@ class Run(Graph):
             rec.deps = job.deps
             self.stamp_run(rec, job, status, seconds)
             write_record(n.path, rec, self.unsynced)
+            self.note_written(n.path, rec)
             n.rec = rec
             self.failed = True
             self.term.error('%s failed: %s%s' % (quote(self.rel(n.path)), problem, self.chain_text(n)))
@@ -2268,6 +2373,7 @@ class Run(Graph):
         rec.deps = job.deps
         self.stamp_run(rec, job, 0, seconds)
         write_record(n.path, rec, self.unsynced)
+        self.note_written(n.path, rec)
         if src is not None:
             replace_path(src, n.path)
         elif exists(n.path):

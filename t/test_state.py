@@ -464,3 +464,42 @@ def test_odd_name_in_odd_directory(sb):
     assert sb.log('%s/runs' % d) == ['x']
     p = run_b(sb, 'redo-targets')
     assert has_entry(p.stdout, (d + '/x').encode()), p.stdout
+
+
+# --- the summary: a cache of parsed state files, never the truth ------------
+
+@pytest.mark.parametrize('garbage', [b'', b'not marshal at all', b'\x00' * 64,
+                                     None])
+def test_summary_garbled_or_missing_is_only_a_cache(sb, garbage):
+    sb.write('src', 'one\n')
+    sb.write('t.do', 'echo t >>runs\nredo-ifchange src\ncat src\n')
+    sb.write('all.do', 'echo all >>runs\nredo-ifchange t\ncat t\n')
+    sb.ifchange('all', check=True)
+    summary = sb.path / '.redo' / 'summary'
+    assert summary.exists()
+    if garbage is None:
+        summary.unlink()
+    else:
+        summary.write_bytes(garbage)
+    p = sb.ifchange('all')
+    assert p.returncode == 0 and 'Traceback' not in p.stderr, p.stderr
+    assert sb.log('runs') == ['all', 't']          # nothing rebuilt
+    sb.write('src', 'two\n')
+    sb.ifchange('all', check=True)
+    assert sb.log('runs') == ['all', 't', 't', 'all']
+    assert sb.read('all') == 'two\n'
+
+
+def test_summary_of_an_older_state_is_not_trusted(sb):
+    # A summary saved before the last build describes the old state files:
+    # their fingerprints no longer match, so the state files decide.
+    sb.write('src', 'one\n')
+    sb.write('t.do', 'echo t >>runs\nredo-ifchange src\ncat src\n')
+    sb.ifchange('t', check=True)
+    old = (sb.path / '.redo' / 'summary').read_bytes()
+    sb.write('src', 'two\n')
+    sb.ifchange('t', check=True)
+    (sb.path / '.redo' / 'summary').write_bytes(old)
+    sb.ifchange('t', check=True)
+    assert sb.log('runs') == ['t', 't']
+    assert sb.read('t') == 'two\n'
