@@ -2081,7 +2081,7 @@ class Run(Graph):
         while True:
             rec = self.record(n)
             if rec is None:
-                if exists(n.path):
+                if self.stat(n)[0] is not None:
                     if n.forced and n.top:
                         self.term.warn('%s exists and was not built by redo: not redoing it'
                                        % quote(self.rel(n.path)))
