@@ -1436,7 +1436,8 @@ class Job:
         n = self.node
         d = os.path.dirname(n.path)
         self.run.make_dirs(os.path.join(d, STATE_DIR, TMP3_DIR))
-        unlink_quiet(self.tmp3)
+        unlink_quiet(self.tmp3)           # what a killed run left
+        unlink_quiet(self.out)
         unlink_quiet(self.log)
         self.before = fingerprint(lstat_or_none(n.path), n.path)
         os.mkfifo(self.fifo)
@@ -1713,6 +1714,7 @@ class Run(Graph):
         base = self.env.get('TMPDIR')
         if not base:
             base = '/dev/shm' if os.access('/dev/shm', os.W_OK | os.X_OK) else '/tmp'
+        remove_dead_run_dirs(base)
         for i in range(100):
             d = os.path.join(base, 'redo-%d-%d-%s' % (os.getuid(), os.getpid(), os.urandom(3).hex()))
             try:
@@ -2517,6 +2519,26 @@ class Run(Graph):
                 raise Error('redo-ifcreate: %s exists' % quote(self.rel(p)))
             job.add_dep(Dep('Ifcreate', rel_path(p, d)))
         return EXIT_OK
+
+
+def remove_dead_run_dirs(base):
+    """Removes the run directories of this user's redo processes that died
+    without cleaning up (kill -9)."""
+    prefix = 'redo-%d-' % os.getuid()
+    try:
+        names = [n for n in os.listdir(base) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):].partition('-')[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            remove_tree(os.path.join(base, name))
+        except OSError:
+            pass
 
 
 def descendants(pids, group=None):

@@ -420,3 +420,26 @@ def test_ctrl_c_at_start_up_prints_no_traceback(sb):
         errors.append(err.decode(errors='replace'))
     assert not [e for e in errors if 'Traceback' in e], [e for e in errors if 'Traceback' in e][0]
     assert temporaries(sb) == []
+
+
+def test_run_directory_of_a_killed_run_is_removed_by_the_next(sb):
+    # A run killed with -9 cannot clean up: the next run that starts .do
+    # scripts removes its run directory (its process is gone), not that of
+    # a live process, and .do outputs left half-written are replaced.
+    dead = subprocess.Popen(['true'])
+    dead.wait()
+    live = os.getpid()
+    uid = os.getuid()
+    gone = sb.tmpdir / ('redo-%d-%d-abcdef' % (uid, dead.pid))
+    kept = sb.tmpdir / ('redo-%d-%d-abcdef' % (uid, live))
+    for d in (gone, kept):
+        (d / 'bin').mkdir(parents=True)
+        (d / 'req').write_text('')
+    (sb.path / '.redo' / 'out').mkdir(parents=True)
+    (sb.path / '.redo' / 'out' / 'x').write_text('half of an old output')
+    sb.write('x.do', 'echo x >"$3"\n')
+    sb.redo('x', check=True)
+    assert not gone.exists()
+    assert kept.exists()
+    assert sb.read('x') == 'x\n'
+    assert not (sb.path / '.redo' / 'out' / 'x').exists()
