@@ -154,7 +154,8 @@ SOFTWARE.
 import errno
 import os
 import sys
-from marshal import dumps as marshal_dumps, loads as marshal_loads
+from marshal import dump as marshal_dump, dumps as marshal_dumps, load as marshal_load, \
+    loads as marshal_loads
 
 if sys.version_info < (3, 8):
     sys.stderr.write('redo: needs Python 3.8 or newer; %s is %s\n' % (sys.executable, sys.version.split()[0]))
@@ -800,17 +801,37 @@ class Record:
 GARBLED = 'garbled'
 
 
-def read_summary(d):
-    """The summary of dir d/.redo (see Graph.read_state), {} if unreadable."""
+SUMMARY_CHUNK = 1000      # entries per marshal object in a summary
+
+
+def summary_chunks(d):
+    """Yields the dicts {key: (fingerprint, marshalled record)} that make up
+    the summary of d/.redo (see Graph.read_state): the format's name, then
+    dicts of at most SUMMARY_CHUNK entries, one marshal object each, so
+    that it is written a piece at a time.  A damaged file yields what came
+    before the damage."""
+    import io
     data = read_bytes_or_none('%s/%s/%s' % (d, STATE_DIR, SUMMARY))
-    if data:
-        try:
-            fmt, entries = marshal_loads(data)
-            if fmt == FORMAT and type(entries) is dict:
-                return entries
-        except (ValueError, EOFError, TypeError):
-            pass
-    return {}
+    if not data:
+        return
+    f = io.BytesIO(data)
+    try:
+        if marshal_load(f) != FORMAT:
+            return
+        while f.tell() < len(data):
+            chunk = marshal_load(f)
+            if type(chunk) is not dict:
+                return
+            yield chunk
+    except (ValueError, EOFError, TypeError):
+        return
+
+
+def read_summary(d):
+    entries = {}
+    for chunk in summary_chunks(d):
+        entries.update(chunk)
+    return entries
 
 
 def read_record(path):
@@ -930,6 +951,7 @@ class Graph:
         self.state_names = {}     # dir -> names in dir/.redo, read once
         self.summaries = {}       # dir -> {state key: (fingerprint, marshalled)}
         self.summary_written = {}  # dir -> {state key: (fingerprint, Record)}
+        self.summary_new = {}     # dir -> {state key: (fingerprint, marshalled)}
         self.summary_dirty = set()
         self.made_dirs = set()
         top = env.get(ENV_TOP_DIR)
@@ -987,7 +1009,7 @@ class Graph:
                 pass
         rec = read_record_file(path, name)
         if rec is not None and rec.result != GARBLED:
-            summary[key] = (fp, marshal_dumps(rec.to_tuple()))
+            self.summary_new.setdefault(d, {})[key] = (fp, marshal_dumps(rec.to_tuple()))
             self.summary_dirty.add(d)
         return rec
 
@@ -1013,20 +1035,38 @@ class Graph:
         state files read anew, and those written (a cache: errors are
         ignored)."""
         for d in self.summary_dirty:
-            entries = read_summary(d)
-            entries.update(self.summaries.get(d, {}))
-            for key, (fp, rec) in self.summary_written.get(d, {}).items():
-                entries[key] = (fp, marshal_dumps(rec.to_tuple()))
+            new = self.summary_new.get(d, {})
+            written = self.summary_written.get(d, {})
             names = self.state_names.get(d)
-            if names is not None:
-                for key in [k for k in entries if k + STATE_SUFFIX not in names
-                            and k not in self.summary_written.get(d, ())]:
-                    del entries[key]      # its state file is gone
+            path = '%s/%s/%s' % (d, STATE_DIR, SUMMARY)
+            tmp = '%s.%d.tmp' % (path, os.getpid())
+            def entries():
+                for chunk in summary_chunks(d):
+                    for key, entry in chunk.items():
+                        if key in new or key in written:
+                            continue
+                        if names is not None and key + STATE_SUFFIX not in names:
+                            continue      # its state file is gone
+                        yield key, entry
+                for key, entry in new.items():
+                    if key not in written:
+                        yield key, entry
+                for key, (fp, rec) in written.items():
+                    yield key, (fp, marshal_dumps(rec.to_tuple()))
             try:
-                write_atomic('%s/%s/%s' % (d, STATE_DIR, SUMMARY),
-                             marshal_dumps((FORMAT, entries)))
-            except (Error, ValueError):
-                pass
+                with open(tmp, 'wb') as f:
+                    marshal_dump(FORMAT, f)
+                    chunk = {}
+                    for key, entry in entries():
+                        chunk[key] = entry
+                        if len(chunk) >= SUMMARY_CHUNK:
+                            marshal_dump(chunk, f)
+                            chunk = {}
+                    if chunk:
+                        marshal_dump(chunk, f)
+                os.replace(tmp, path)
+            except (OSError, ValueError):
+                unlink_quiet(tmp)
         self.summary_dirty.clear()
 
     def rel(self, path):
