@@ -1271,7 +1271,7 @@ class JobServer:
         os.set_inheritable(r, True)
         os.set_inheritable(w, True)
         os.write(w, b'+' * (jobs - 1))
-        read_fd = cls.private(r, None)
+        read_fd = cls.private(r)
         return cls(r, w, read_fd, True)
 
     @classmethod
@@ -1298,14 +1298,14 @@ class JobServer:
             sr, sw = os.fstat(r), os.fstat(w)
             if not (stat.S_ISFIFO(sr.st_mode) and sr.st_ino == sw.st_ino):
                 raise OSError(0, 'not the two ends of one pipe')
-            return cls(r, w, cls.private(r, path=None), False), None
+            return cls(r, w, cls.private(r), False), None
         except (OSError, ValueError) as e:
             return None, ('MAKEFLAGS names a jobserver (%s) that cannot be used (%s): '
                           'running one job at a time; in a Makefile, mark the rule '
                           'that runs redo with "+"' % (spec, getattr(e, 'strerror', None) or e))
 
     @staticmethod
-    def private(fd, path):
+    def private(fd):
         try:
             mine = os.open('/proc/self/fd/%d' % fd, os.O_RDONLY | os.O_NONBLOCK)
         except OSError:
@@ -2595,7 +2595,10 @@ def descendants(pids, group=None):
     for name in names:
         if not name.isdigit():
             continue
-        stat = read_bytes_or_none('/proc/%s/stat' % name)
+        try:
+            stat = read_bytes_or_none('/proc/%s/stat' % name)
+        except Error:             # gone meanwhile, or not ours to read
+            continue
         if not stat:
             continue
         fields = stat[stat.rfind(b')') + 2:].split()
