@@ -379,10 +379,10 @@ def make_dirs(path):
         raise Error('cannot create %s: %s' % (quote(path), e.strerror))
 
 
-def write_atomic(path, data, unsynced=None):
-    """Writes bytes to path through a temporary file and a rename, so that
-    readers see the old content or the new, never a part.  The path is added
-    to the list unsynced, if one is given, for fsync_all."""
+def write_atomic(path, chunks, unsynced=None):
+    """Writes pieces of bytes to path through a temporary file and a rename,
+    so that readers see the old content or the new, never a part.  The path
+    is added to the list unsynced, if one is given, for fsync_all."""
     tmp = '%s.%d.tmp' % (path, os.getpid())
     try:
         try:
@@ -391,7 +391,8 @@ def write_atomic(path, data, unsynced=None):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
-            write_all(fd, data)
+            for data in chunks:
+                write_all(fd, data)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -498,13 +499,20 @@ def tmp_file(path, kind):
 # file name the OS allows round-trips exactly.
 
 def rec_dump(records):
-    """[[(field, value), ...], ...] -> bytes."""
-    out = []
+    """[[(field, value), ...], ...] -> bytes, in pieces of about 64 KiB:
+    a target with 10000 dependencies is written without a copy of it all."""
+    out, size = [], 0
     for rec in records:
         for field, value in rec:
-            out.append('%s: %s\n' % (field, value.replace('\n', '\n+ ')))
+            line = '%s: %s\n' % (field, value.replace('\n', '\n+ '))
+            out.append(line)
+            size += len(line)
         out.append('\n')
-    return ''.join(out).encode('utf-8', 'surrogateescape')
+        if size >= 65536:
+            yield ''.join(out).encode('utf-8', 'surrogateescape')
+            out, size = [], 0
+    if out:
+        yield ''.join(out).encode('utf-8', 'surrogateescape')
 
 
 def rec_load(data):
@@ -702,6 +710,16 @@ class Record:
         self.deps = [Dep(*d) for d in t[13]]
         return self
 
+    def checked(self):
+        """Once its target is found up to date, a run needs of the record
+        only what dependents compare (identity_for_dependents, output):
+        the rest goes, as a tree of 10000 targets holds 10000 records."""
+        self.deps = ()
+        self.target = self.previous = self.do = self.run = ''
+        if self.output is not None:
+            self.build = ''
+        self.started = self.seconds = 0.0
+
     def identity_for_dependents(self):
         """What dependents compare: the redo-stamp, or for a target with no
         file, its build id; None when the output file itself decides."""
@@ -712,6 +730,7 @@ class Record:
         return None
 
     def to_records(self):
+        """Yields the records of the state file, one at a time."""
         head = [('Format', FORMAT), ('Target', self.target),
                 ('Result', self.result), ('Build', self.build),
                 ('Output', '%s %s' % self.output if self.output else 'none'),
@@ -723,14 +742,13 @@ class Record:
         head += [('Do', self.do), ('Run', self.run), ('Exit', str(self.exit)),
                  ('Started', '%.6f' % self.started),
                  ('Seconds', '%.6f' % self.seconds), ('Slot', str(self.slot))]
-        recs = [head]
+        yield head
         for d in self.deps:
             if d.kind == 'Dep':
-                recs.append([('Dep', d.name), ('Fingerprint', d.fp), ('Identity', d.ident)])
+                yield [('Dep', d.name), ('Fingerprint', d.fp), ('Identity', d.ident)]
             else:
-                recs.append([('Ifcreate', d.name)])
-        recs.append([('End', str(len(self.deps)))])     # truncation shows
-        return recs
+                yield [('Ifcreate', d.name)]
+        yield [('End', str(len(self.deps)))]     # truncation shows
 
     @classmethod
     def parse(cls, data):
@@ -808,23 +826,23 @@ def summary_chunks(d):
     """Yields the dicts {key: (fingerprint, marshalled record)} that make up
     the summary of d/.redo (see Graph.read_state): the format's name, then
     dicts of at most SUMMARY_CHUNK entries, one marshal object each, so
-    that it is written a piece at a time.  A damaged file yields what came
-    before the damage."""
-    import io
-    data = read_bytes_or_none('%s/%s/%s' % (d, STATE_DIR, SUMMARY))
-    if not data:
-        return
-    f = io.BytesIO(data)
+    that it is read and written a piece at a time.  A damaged file yields
+    what came before the damage."""
     try:
-        if marshal_load(f) != FORMAT:
-            return
-        while f.tell() < len(data):
-            chunk = marshal_load(f)
-            if type(chunk) is not dict:
-                return
-            yield chunk
-    except (ValueError, EOFError, TypeError):
+        f = open('%s/%s/%s' % (d, STATE_DIR, SUMMARY), 'rb')
+    except OSError:
         return
+    with f:
+        try:
+            if marshal_load(f) != FORMAT:
+                return
+            while True:
+                chunk = marshal_load(f)
+                if type(chunk) is not dict:
+                    return
+                yield chunk
+        except (ValueError, EOFError, TypeError, OSError):
+            return
 
 
 def read_summary(d):
@@ -915,21 +933,24 @@ def find_do(path, top, exists_fn=exists):
 # to date; MODIFIED means a target was changed by hand and is now a source.
 
 MODIFIED = 'it was modified outside redo'
-UNKNOWN = ()
+UNKNOWN = ()              # not looked at yet
+MODES = {}                # st_mode -> itself: one int object per mode
 
 
 class Node:
-    __slots__ = ('path', 'rec', 'loaded', 'fp', 'ident', 'done', 'ok',
+    # One per path the run meets, 30000 of them in a tree of 10000 targets:
+    # every slot counts (the lock of a target being built is in Run.locks).
+    __slots__ = ('path', 'rec', 'fp', 'ident', 'mode', 'now_fp', 'done', 'ok',
                  'started', 'waiters', 'waiting', 'parent', 'depth',
-                 'forced', 'top', 'lock', 'published', 'st')
+                 'forced', 'top')
 
     def __init__(self, path):
         self.path = path
-        self.rec = None
-        self.loaded = False
+        self.rec = UNKNOWN        # its Record, None if never built
         self.fp = None            # memo: fingerprint and identity now
         self.ident = None
-        self.st = UNKNOWN         # memo: (lstat, fingerprint)
+        self.mode = UNKNOWN       # memo: lstat's st_mode (None: no file)
+        self.now_fp = None        # and the fingerprint, with it
         self.done = False         # up to date (or failed) in this run
         self.ok = None
         self.started = False
@@ -939,8 +960,6 @@ class Node:
         self.depth = 0
         self.forced = False       # `redo`, not `redo-ifchange`
         self.top = False          # named on the command line
-        self.lock = None
-        self.published = b''      # the waits written in its lock file
 
 
 class Graph:
@@ -970,23 +989,30 @@ class Graph:
         return n
 
     def record(self, n):
-        if not n.loaded:
-            d, _, name = n.path.rpartition('/')
-            d = d or '/'
-            names = self.state_names.get(d)
-            if names is None:
-                try:
-                    names = frozenset(x for x in os.listdir(os.path.join(d, STATE_DIR))
-                                      if x.endswith(STATE_SUFFIX))
-                except OSError:
-                    names = frozenset()
-                self.state_names[d] = names
-            # A state file written since the listing is caught by the lock
-            # (targets another run builds are re-read once it is released).
-            key = state_key(name)
-            n.rec = self.read_state(d, key, name) if key + STATE_SUFFIX in names else None
-            n.loaded = True
+        """n's Record, read once; None if it has no state (never built)."""
+        if n.rec is UNKNOWN:
+            n.rec = self.read_state(n) if self.is_target(n) else None
         return n.rec
+
+    def is_target(self, n):
+        """Whether n has a state file, without reading it: a dependency's
+        record is read when its own check comes (and then mostly dropped,
+        see Record.checked), not all at once by the target above it."""
+        if n.rec is not UNKNOWN:
+            return n.rec is not None
+        d, _, name = n.path.rpartition('/')
+        d = d or '/'
+        names = self.state_names.get(d)
+        if names is None:
+            try:
+                names = frozenset(x for x in os.listdir(os.path.join(d, STATE_DIR))
+                                  if x.endswith(STATE_SUFFIX))
+            except OSError:
+                names = frozenset()
+            self.state_names[d] = names
+        # A state file written since the listing is caught by the lock
+        # (targets another run builds are re-read once it is released).
+        return state_key(name) + STATE_SUFFIX in names
 
     # Design note: the summary.  Reading and parsing a state file costs more
     # than everything else a no-op check does for a target.  So each .redo
@@ -997,7 +1023,10 @@ class Graph:
     # only costs the reading it would have saved.  It is rewritten at the end
     # of a run that read or wrote state files it did not hold.
 
-    def read_state(self, d, key, name):
+    def read_state(self, n):
+        d, _, name = n.path.rpartition('/')
+        d = d or '/'
+        key = state_key(name)
         path = '%s/%s/%s%s' % (d, STATE_DIR, key, STATE_SUFFIX)
         fp = fingerprint(lstat_or_none(path))
         summary = self.summary(d)
@@ -1075,20 +1104,25 @@ class Graph:
     def exists_memo(self, path):
         """For .do candidates: asked again and again, rarely changing; the
         .do found is a dependency, whose lstat is then already known."""
-        return self.stat(self.node(path))[0] is not None
+        n = self.node(path)
+        if n.mode is UNKNOWN:
+            self.stat(n)
+        return n.mode is not None
 
     def find_do(self, path):
         return find_do(path, self.top, self.exists_memo)
 
     def stat(self, n):
-        """(lstat, fingerprint) of n, taken once until n is built or
-        forgotten: files are not expected to change under a running build
-        but by the .do that builds them."""
-        if n.st is UNKNOWN:
+        """(st_mode, fingerprint) of n's lstat, taken once until n is built
+        or forgotten: files are not expected to change under a running
+        build but by the .do that builds them."""
+        if n.mode is UNKNOWN:
             st = lstat_or_none(n.path)
-            # The mode only, not the stat result: a tenth of the memory.
-            n.st = (st.st_mode if st is not None else None, fingerprint(st, n.path))
-        return n.st
+            n.now_fp = fingerprint(st, n.path)
+            # The mode only, not the stat result: a tenth of the memory;
+            # and one int object per distinct mode, not one per file.
+            n.mode = None if st is None else MODES.setdefault(st.st_mode, st.st_mode)
+        return n.mode, n.now_fp
 
     def now(self, n, dep=None):
         """The identity of n now, as its dependents see it.  dep, a stored
@@ -1165,7 +1199,7 @@ class Graph:
             if dep.kind == 'Ifcreate':
                 if exists(dn.path):
                     return '%s exists now' % quote(self.rel(dn.path)), ()
-            elif dn.done or self.record(dn) is not None:
+            elif dn.done or self.is_target(dn):
                 targets.append((dep, dn))
             else:
                 ident, refreshed = self.now(dn, dep)
@@ -1597,7 +1631,7 @@ class Job:
             unlink_quiet(self.out)
 
     def add_dep(self, dep):
-        key = (dep.kind, dep.name)
+        key = dep.name if dep.kind == 'Dep' else '\0' + dep.name
         if key not in self.dep_names:
             self.dep_names.add(key)
             self.deps.append(dep)
@@ -1702,6 +1736,7 @@ class Run(Graph):
         self.ready = deque()
         self.jobs = {}            # pid -> Job
         self.jobs_by_id = {}
+        self.locks = {}           # path -> [fd, waits published], held ones
         self.live = {}            # job id -> Job, from spawn to commit
         self.next_job = 1
         self.stopping = False     # a failure: start nothing new
@@ -2155,7 +2190,7 @@ class Run(Graph):
                     if rec.changed:
                         self.refresh_record(n, rec)
                     else:
-                        rec.deps = ()     # checked: no longer needed (memory)
+                        rec.checked()
                     if self.opts.debug:
                         self.debug(n, 'up to date')
                     self.finish(n, True)
@@ -2209,9 +2244,9 @@ class Run(Graph):
 
     def forget(self, n):
         """Drops what was read of n's state, to read it again."""
-        n.loaded = False
+        n.rec = UNKNOWN
         n.fp = None
-        n.st = UNKNOWN
+        n.mode = UNKNOWN
         self.state_names.pop(os.path.dirname(n.path), None)
 
     def adopt(self, parent, n):
@@ -2233,8 +2268,7 @@ class Run(Graph):
             os.close(fd)
             return False
         os.ftruncate(fd, 0)       # what a killed holder published is stale
-        n.lock = fd
-        n.published = b''
+        self.locks[n.path] = [fd, b'']    # and what it publishes (waits)
         return True
 
     # Design note: cycles between processes.  Two independent runs can each
@@ -2246,16 +2280,17 @@ class Run(Graph):
     # for the locked one, it is a cycle: reported, never waited on forever.
 
     def publish_waits(self, n):
-        if n.lock is None:
+        lock = self.locks.get(n.path)
+        if lock is None:
             return
         paths = [m.path for t in n.waiting for m in t.nodes if not m.done]
         data = b'\0'.join(os.fsencode(p) for p in paths)
-        if data == n.published:
+        if data == lock[1]:
             return
-        n.published = data
+        lock[1] = data
         try:
-            os.pwrite(n.lock, data, 0)
-            os.ftruncate(n.lock, len(data))
+            os.pwrite(lock[0], data, 0)
+            os.ftruncate(lock[0], len(data))
         except OSError:
             pass
 
@@ -2272,7 +2307,7 @@ class Run(Graph):
                     continue
                 seen.add(p)
                 m = self.nodes.get(p)
-                if m is not None and m.lock is not None:
+                if m is not None and p in self.locks:
                     inner = self.find_cycle(n, m)
                     if inner:
                         return chain + [p] + [x.path for x in inner[2:]]
@@ -2295,9 +2330,9 @@ class Run(Graph):
         return [p.path for p in [n] + chain[::-1]]
 
     def drop_lock(self, n):
-        if n.lock is not None:
-            os.close(n.lock)
-            n.lock = None
+        lock = self.locks.pop(n.path, None)
+        if lock is not None:
+            os.close(lock[0])
 
     def t_build(self, n):
         """Runs n's .do in a slot it holds; returns True if it succeeded."""
@@ -2369,6 +2404,7 @@ class Run(Graph):
         (which reads as "interrupted": rebuild), or the new pair."""
         import time
         seconds = time.time() - job.started
+        job.dep_names = set()     # room for writing the state
         if self.signal:
             job.remove_temporaries()
             return False
@@ -2422,9 +2458,8 @@ class Run(Graph):
             unlink_quiet(n.path)
         job.remove_temporaries()
         n.rec = rec
-        n.loaded = True
         n.fp = None
-        n.st = UNKNOWN
+        n.mode = UNKNOWN
         return True
 
     def stamp_run(self, rec, job, status, seconds):
