@@ -1503,6 +1503,7 @@ class Job:
         self.log = state_file(node.path, LOG_SUFFIX)
         self.before = None
         self.started = 0.0
+        self.ended = 0.0
         self.status = None
 
     def spawn(self, env, xtrace, verbose):
@@ -1759,6 +1760,7 @@ class Run(Graph):
         self.progress_at = 0.0
         self.dir = None
         self.poller = None
+        self.sequential = False   # -j1: one thing at a time, in order
 
     # -- setting up and tearing down ------------------------------------------
 
@@ -1825,6 +1827,7 @@ class Run(Graph):
             o.jobs = o.cli_jobs or o.jobs or (1 if warning else os.cpu_count() or 1)
             server = JobServer.create(o.jobs)
             env[ENV_MAKEFLAGS] = server.makeflags(env.get(ENV_MAKEFLAGS, ''), o.jobs)
+            self.sequential = o.jobs == 1
         self.slots = Slots(server)
         self.job_env = env
 
@@ -2082,6 +2085,7 @@ class Run(Graph):
         self.reap()
 
     def reap(self):
+        import time
         while self.jobs:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -2092,6 +2096,7 @@ class Run(Graph):
             job = self.jobs.pop(pid, None)
             if job is None:
                 continue
+            job.ended = time.time()
             if os.WIFEXITED(status):
                 job.status = os.WEXITSTATUS(status)
             else:
@@ -2368,13 +2373,21 @@ class Run(Graph):
             if fd is not None:
                 self.watch(fd, lambda fd, read=read: read() or self.unwatch(fd))
         status = yield job
+        if status == 0 and job.holding and not self.sequential:
+            # The .do has ended: its slot starts the next one while this
+            # one is committed.  (-j1 keeps the order: commit, then start.)
+            job.holding = False
+            heapq.heappush(self.slot_ids, job.slot)
+            self.give_slot()
+            yield ('start', ())
+        else:
+            heapq.heappush(self.slot_ids, job.slot)
         for fd in (job.err_fd, job.out_r):
             if fd in self.fd_handlers:
                 self.unwatch(fd)
         job.close()
         del self.jobs_by_id[job.id]
         del self.live[job.id]
-        heapq.heappush(self.slot_ids, job.slot)
         ok = self.commit(n, job, status)
         if job.holding:
             self.give_slot()
@@ -2403,7 +2416,7 @@ class Run(Graph):
         target and state, or a state whose Previous matches the old target
         (which reads as "interrupted": rebuild), or the new pair."""
         import time
-        seconds = time.time() - job.started
+        seconds = job.ended - job.started
         job.dep_names = set()     # room for writing the state
         if self.signal:
             job.remove_temporaries()
