@@ -120,6 +120,20 @@ def test_j1_is_strictly_sequential(sb):
     assert len(log) == 2 * (len(tree_leaves()) + 8 + 9)
 
 
+def test_j1_puts_each_target_in_place_before_the_next_starts(sb):
+    # Under -j1 a .do may rely on the order of the arguments: b.do reads
+    # a without asking for it.  (With more jobs a slot is handed on as soon
+    # as a .do exits, before its target is put in place.)
+    # a is big, so that putting it in place (its hash) takes a while.
+    sb.write('a.do', 'head -c 20000000 /dev/zero >"$3"\n')
+    sb.write('b.do', 'wc -c <a | tr -d " " >"$3"\n')
+    sb.write('all.do', 'redo-ifchange a b\n')
+    for i in range(2):
+        sb.redo('-j1', 'all', check=True)
+        assert sb.read('b') == '20000000\n'
+        sb.run('rm', '-rf', 'a', 'b', '.redo', check=True)
+
+
 def test_waiting_parent_holds_no_slot(sb):
     # -j2: p waits for c1..c4, so both slots go to its children.
     leaf_do(sb, want=2)
