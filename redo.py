@@ -1012,7 +1012,10 @@ class Graph:
             self.state_names[d] = names
         # A state file written since the listing is caught by the lock
         # (targets another run builds are re-read once it is released).
-        return state_key(name) + STATE_SUFFIX in names
+        if state_key(name) + STATE_SUFFIX in names:
+            return True
+        n.rec = None
+        return False
 
     # Design note: the summary.  Reading and parsing a state file costs more
     # than everything else a no-op check does for a target.  So each .redo
