@@ -57,7 +57,14 @@ if [ -z "$py" ]; then
 fi
 trap '' INT TERM HUP   # until Python has its own handlers: no traceback
 exec "$py" -S -c '
-import sys, os, marshal, signal
+import sys
+if sys.path and sys.path[0] == "":
+    del sys.path[0]
+import os, marshal
+try:
+    import _signal as signal
+except ImportError:
+    import signal
 for n in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
     signal.signal(n, lambda n, f: os._exit(128 + n))
 if sys.version_info < (3, 8):
@@ -75,7 +82,7 @@ except ImportError:
 k = "%s/%s-%s.code" % (d, sys.implementation.cache_tag, key)
 try:
     with open(k, "rb") as h:
-        c = marshal.load(h)
+        c = marshal.loads(h.read())
 except Exception:
     c = compile(src, f, "exec")
     try:
@@ -154,8 +161,11 @@ SOFTWARE.
 import errno
 import os
 import sys
-from marshal import dump as marshal_dump, dumps as marshal_dumps, load as marshal_load, \
-    loads as marshal_loads
+try:
+    import _signal as signal      # the C part: `signal` itself imports enum
+except ImportError:
+    import signal
+from marshal import dumps as marshal_dumps, loads as marshal_loads
 
 if sys.version_info < (3, 8):
     sys.stderr.write('redo: needs Python 3.8 or newer; %s is %s\n' % (sys.executable, sys.version.split()[0]))
@@ -337,8 +347,23 @@ def unlink_quiet(path):
 
 
 def remove_tree(path):
-    import shutil
-    shutil.rmtree(path, ignore_errors=True)
+    """rm -rf, quietly (shutil would cost a dozen imports)."""
+    try:
+        entries = list(os.scandir(path))
+    except NotADirectoryError:
+        unlink_quiet(path)
+        return
+    except OSError:
+        return
+    for e in entries:
+        if e.is_dir(follow_symlinks=False):
+            remove_tree(e.path)
+        else:
+            unlink_quiet(e.path)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def read_bytes_or_none(path):
@@ -822,27 +847,46 @@ GARBLED = 'garbled'
 SUMMARY_CHUNK = 1000      # entries per marshal object in a summary
 
 
+SUMMARY_MAGIC = b'redo.py summary 2\n'
+
+
 def summary_chunks(d):
     """Yields the dicts {key: (fingerprint, marshalled record)} that make up
-    the summary of d/.redo (see Graph.read_state): the format's name, then
-    dicts of at most SUMMARY_CHUNK entries, one marshal object each, so
-    that it is read and written a piece at a time.  A damaged file yields
-    what came before the damage."""
+    the summary of d/.redo (see Graph.read_state).  The file is a line
+    naming its format, then dicts of at most SUMMARY_CHUNK entries, each
+    marshalled after its length (8 bytes, little-endian): it is read and
+    written a piece at a time, and each piece unmarshalled from bytes (from
+    a file, marshal reads an object at a time: five times slower).  A
+    damaged file yields what came before the damage."""
     try:
         f = open('%s/%s/%s' % (d, STATE_DIR, SUMMARY), 'rb')
     except OSError:
         return
     with f:
         try:
-            if marshal_load(f) != FORMAT:
+            left = os.fstat(f.fileno()).st_size
+            if f.readline() != SUMMARY_MAGIC:
                 return
-            while True:
-                chunk = marshal_load(f)
+            left -= len(SUMMARY_MAGIC)
+            while left >= 8:
+                size = int.from_bytes(f.read(8), 'little')
+                left -= 8 + size
+                if left < 0:
+                    return
+                data = f.read(size)
+                chunk = marshal_loads(data)
+                del data
                 if type(chunk) is not dict:
                     return
                 yield chunk
         except (ValueError, EOFError, TypeError, OSError):
             return
+
+
+def write_summary_chunk(f, chunk):
+    data = marshal_dumps(chunk)
+    f.write(len(data).to_bytes(8, 'little'))
+    f.write(data)
 
 
 def read_summary(d):
@@ -1087,15 +1131,15 @@ class Graph:
                     yield key, (fp, marshal_dumps(rec.to_tuple()))
             try:
                 with open(tmp, 'wb') as f:
-                    marshal_dump(FORMAT, f)
+                    f.write(SUMMARY_MAGIC)
                     chunk = {}
                     for key, entry in entries():
                         chunk[key] = entry
                         if len(chunk) >= SUMMARY_CHUNK:
-                            marshal_dump(chunk, f)
+                            write_summary_chunk(f, chunk)
                             chunk = {}
                     if chunk:
-                        marshal_dump(chunk, f)
+                        write_summary_chunk(f, chunk)
                 os.replace(tmp, path)
             except (OSError, ValueError):
                 unlink_quiet(tmp)
@@ -1540,7 +1584,6 @@ class Job:
         env = dict(env)
         env[ENV_JOB] = str(self.id)
         env[ENV_TARGET] = n.path
-        import signal
         self.started = time.time()
         try:
             self.pid = os.posix_spawn(SH, argv, env, file_actions=actions,
@@ -1736,7 +1779,10 @@ class Run(Graph):
         self.slots = None
         self.slot_ids = []        # free slot numbers, for the trace
         self.slot_count = 0
-        from collections import deque
+        try:
+            from _collections import deque    # without collections' imports
+        except ImportError:
+            from collections import deque
         self.ready = deque()
         self.jobs = {}            # pid -> Job
         self.jobs_by_id = {}
@@ -1772,7 +1818,6 @@ class Run(Graph):
         .do scripts needs comes on the first job (start_jobs), so that a
         build with nothing to do creates nothing."""
         import select
-        import signal
         self.inherited = (None, None)
         if not self.opts.cli_jobs:
             self.inherited = JobServer.join(self.env.get(ENV_MAKEFLAGS, ''))
@@ -1835,7 +1880,6 @@ class Run(Graph):
         self.job_env = env
 
     def close(self):
-        import signal
         if self.poller is None:
             return
         # The signal handlers stay: Python may still deliver a signal that
@@ -2075,7 +2119,6 @@ class Run(Graph):
     # -- signals and child processes ------------------------------------------
 
     def on_signals(self, fd):
-        import signal
         try:
             data = os.read(fd, 512)
         except BlockingIOError:
@@ -2143,7 +2186,6 @@ class Run(Graph):
 
     def escalate(self):
         import time
-        import signal
         if self.kill_at and time.time() >= self.kill_at:
             self.signal_jobs(signal.SIGKILL)
             self.kill_at = 0.0
@@ -3198,7 +3240,6 @@ def _exit_on_signal(signum, frame):
 
 
 def main(argv):
-    import signal
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _exit_on_signal)
     cmd, args = command_of(argv)
@@ -3225,4 +3266,7 @@ def main(argv):
 
 
 if __name__ == '__main__':
+    # `python3 redo.py`: imports must not find the project's own files.
+    if sys.path and sys.path[0] in ('', os.path.dirname(os.path.abspath(__file__))):
+        del sys.path[0]
     sys.exit(main(sys.argv))

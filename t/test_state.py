@@ -468,8 +468,11 @@ def test_odd_name_in_odd_directory(sb):
 
 # --- the summary: a cache of parsed state files, never the truth ------------
 
-@pytest.mark.parametrize('garbage', [b'', b'not marshal at all', b'\x00' * 64,
-                                     None])
+@pytest.mark.parametrize('garbage', [
+    b'', b'not marshal at all', b'\x00' * 64, None,
+    b'redo.py summary 2\n', b'redo.py summary 2\n\xff\xff\xff\xff\xff\xff\xff\x7f',
+    b'redo.py summary 2\n\x10\x00\x00\x00\x00\x00\x00\x00not marshal data',
+    b'redo.py summary 2\n\x02\x00\x00\x00\x00\x00\x00\x00N.'])
 def test_summary_garbled_or_missing_is_only_a_cache(sb, garbage):
     sb.write('src', 'one\n')
     sb.write('t.do', 'echo t >>runs\nredo-ifchange src\ncat src\n')

@@ -110,6 +110,26 @@ def test_vendored_python3_redo_py_builds_target(proj, any_python):
     assert proj.read('all') == 'all\nx\nchanged\n'
 
 
+SHADOWS = ('signal', 'enum', 'select', 'fcntl', 'heapq', 'time', 'json', 'shutil',
+           'collections', 'os', 'io', 'marshal')
+
+
+@pytest.mark.parametrize('how', ['./redo.py', 'python3 redo.py'])
+def test_project_files_named_like_python_modules_are_not_imported(proj, any_python, how):
+    # A project may well hold select.py or enum.py: redo's Python must not
+    # import them, neither through the launcher (cwd) nor as a script (its
+    # own directory).
+    simple_project(proj)
+    for name in SHADOWS:
+        proj.write(name + '.py', 'raise SystemExit("imported the project\'s %s.py")\n' % name)
+    argv = how.replace('python3', any_python).split()
+    for args in (['all'], ['ifchange', 'all'], ['targets'], ['log', 'all'], ['ood']):
+        r = proj.run(*argv, *args)
+        assert r.returncode == 0, (args, r.stderr)
+        assert 'imported the project' not in r.stderr + r.stdout
+    assert proj.read('all') == 'all\nx\nsource\n'
+
+
 def test_vendored_through_symlink_named_do(proj):
     simple_project(proj)
     os.symlink('redo.py', proj.dir / 'do')
