@@ -1690,9 +1690,10 @@ class Job:
 # Design note.  A top-level `redo` (or `redo-ifchange`) becomes the one
 # process that owns the run: the graph, the state files, the job slots and
 # every .do process.  The redo-* commands that the .do scripts run are thin
-# clients of it: the sh part at the top of this file, started through
-# symlinks in REDO_RUN/bin that come first on the scripts' PATH.  So a call
-# inside a build costs one /bin/sh start and never a Python start, and
+# clients of it: shell functions in the .do's own shell (CLIENT_FUNCTIONS,
+# §11), or the sh part at the top of this file, started through symlinks in
+# REDO_RUN/bin that come first on the scripts' PATH.  So a call inside a
+# build costs at most one /bin/sh start and never a Python start, and
 # nothing is read from disk twice in a run.
 #
 # The protocol, all in REDO_RUN (a private directory):
