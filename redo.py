@@ -347,21 +347,24 @@ def unlink_quiet(path):
 
 
 def remove_tree(path):
-    """rm -rf, quietly (shutil would cost a dozen imports)."""
+    """rm -rf, quietly (shutil would cost a dozen imports); a symbolic
+    link is removed, not followed."""
     try:
-        entries = list(os.scandir(path))
-    except NotADirectoryError:
-        unlink_quiet(path)
+        st = os.lstat(path)
+    except (OSError, ValueError):
         return
-    except OSError:
-        return
-    for e in entries:
-        if e.is_dir(follow_symlinks=False):
-            remove_tree(e.path)
-        else:
-            unlink_quiet(e.path)
+    if _is_dir(st):
+        try:
+            entries = [e.path for e in os.scandir(path)]
+        except OSError:
+            entries = []
+        for p in entries:
+            remove_tree(p)
+        remove = os.rmdir
+    else:
+        remove = os.unlink
     try:
-        os.rmdir(path)
+        remove(path)
     except OSError:
         pass
 
@@ -845,9 +848,7 @@ GARBLED = 'garbled'
 
 
 SUMMARY_CHUNK = 1000      # entries per marshal object in a summary
-
-
-SUMMARY_MAGIC = b'redo.py summary 2\n'
+SUMMARY_MAGIC = b'redo.py summary 2\n'   # and Record.to_tuple's layout
 
 
 def summary_chunks(d):
@@ -2419,15 +2420,14 @@ class Run(Graph):
             if fd is not None:
                 self.watch(fd, lambda fd, read=read: read() or self.unwatch(fd))
         status = yield job
+        heapq.heappush(self.slot_ids, job.slot)
         if status == 0 and job.holding and not self.sequential:
-            # The .do has ended: its slot starts the next one while this
-            # one is committed.  (-j1 keeps the order: commit, then start.)
+            # The .do has ended: its slot starts the next one (that task
+            # runs first) while this one is committed.  -j1 keeps the
+            # order: commit, then start.
             job.holding = False
-            heapq.heappush(self.slot_ids, job.slot)
             self.give_slot()
             yield ('start', ())
-        else:
-            heapq.heappush(self.slot_ids, job.slot)
         for fd in (job.err_fd, job.out_r):
             if fd in self.fd_handlers:
                 self.unwatch(fd)
