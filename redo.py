@@ -979,6 +979,7 @@ def find_do(path, top, exists_fn=exists):
 
 MODIFIED = 'it was modified outside redo'
 UNKNOWN = ()              # not looked at yet
+UNREAD = ((),)            # Node.rec: it has a state file, not read yet
 MODES = {}                # st_mode -> itself: one int object per mode
 
 
@@ -991,7 +992,7 @@ class Node:
 
     def __init__(self, path):
         self.path = path
-        self.rec = UNKNOWN        # its Record, None if never built
+        self.rec = UNKNOWN        # its Record, None if never built, or UNREAD
         self.fp = None            # memo: fingerprint and identity now
         self.ident = None
         self.mode = UNKNOWN       # memo: lstat's st_mode (None: no file)
@@ -1035,16 +1036,17 @@ class Graph:
 
     def record(self, n):
         """n's Record, read once; None if it has no state (never built)."""
-        if n.rec is UNKNOWN:
-            n.rec = self.read_state(n) if self.is_target(n) else None
-        return n.rec
+        rec = n.rec
+        if rec is UNKNOWN or rec is UNREAD:
+            rec = n.rec = self.read_state(n) if self.is_target(n) else None
+        return rec
 
     def is_target(self, n):
         """Whether n has a state file, without reading it: a dependency's
         record is read when its own check comes (and then mostly dropped,
         see Record.checked), not all at once by the target above it."""
         if n.rec is not UNKNOWN:
-            return n.rec is not None
+            return n.rec is not None      # UNREAD: it has one
         d, _, name = n.path.rpartition('/')
         d = d or '/'
         names = self.state_names.get(d)
@@ -1057,10 +1059,8 @@ class Graph:
             self.state_names[d] = names
         # A state file written since the listing is caught by the lock
         # (targets another run builds are re-read once it is released).
-        if state_key(name) + STATE_SUFFIX in names:
-            return True
-        n.rec = None
-        return False
+        n.rec = UNREAD if state_key(name) + STATE_SUFFIX in names else None
+        return n.rec is UNREAD
 
     # Design note: the summary.  Reading and parsing a state file costs more
     # than everything else a no-op check does for a target.  So each .redo
@@ -1235,12 +1235,15 @@ class Graph:
             return 'redo was asked to build it', ()
         if rec.always:
             return 'it calls redo-always', ()
-        d = os.path.dirname(n.path)
-        do = self.find_do(n.path)
-        if do is None:
-            return 'no .do file can build it now', ()
-        if rel_path(do.path, d) != rec.do:
-            return '%s would build it now' % quote(self.rel(do.path)), ()
+        d, _, name = n.path.rpartition('/')
+        d = d or '/'
+        # The usual case in short: its own NAME.do, always the first choice.
+        if rec.do != name + '.do' or not self.exists_memo(n.path + '.do'):
+            do = self.find_do(n.path)
+            if do is None:
+                return 'no .do file can build it now', ()
+            if rel_path(do.path, d) != rec.do:
+                return '%s would build it now' % quote(self.rel(do.path)), ()
         targets = []
         for dep in rec.deps:
             dn = self.node(abs_path(d, dep.name))
