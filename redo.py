@@ -2424,20 +2424,21 @@ class Run(Graph):
                 self.watch(fd, lambda fd, read=read: read() or self.unwatch(fd))
         status = yield job
         heapq.heappush(self.slot_ids, job.slot)
-        if status == 0 and job.holding and not self.sequential:
-            # The .do has ended: its slot starts the next one (that task
-            # runs first) while this one is committed.  -j1 keeps the
-            # order: commit, then start.
-            job.holding = False
-            self.give_slot()
-            yield ('start', ())
         for fd in (job.err_fd, job.out_r):
             if fd in self.fd_handlers:
                 self.unwatch(fd)
         job.close()
+        problem = self.problem(n, job, status)
+        if problem is None and job.holding and not self.sequential:
+            # It succeeded: its slot starts the next .do (that task runs
+            # first) while this one is committed.  -j1 keeps the order:
+            # commit, then start.
+            job.holding = False
+            self.give_slot()
+            yield ('start', ())
         del self.jobs_by_id[job.id]
         del self.live[job.id]
-        ok = self.commit(n, job, status)
+        ok = self.commit(n, job, status, problem)
         if job.holding:
             self.give_slot()
         return ok
@@ -2459,7 +2460,19 @@ class Run(Graph):
             return ''
         return ' (needed by %s)' % ' -> '.join(chain[::-1])
 
-    def commit(self, n, job, status):
+    def problem(self, n, job, status):
+        """What makes the ended job a failure, or None."""
+        do_name = quote(self.rel(job.do.path))
+        if status != 0:
+            return ('%s exited with status %d' % (do_name, status) if status > 0 else
+                    '%s was killed by signal %d' % (do_name, -status))
+        if fingerprint(lstat_or_none(n.path), n.path) != job.before:
+            return '%s wrote to $1 itself; it should write to $3 or to stdout' % do_name
+        if job.out_bytes > 0 and lstat_or_none(job.tmp3) is not None:
+            return '%s wrote to both $3 and stdout' % do_name
+        return None
+
+    def commit(self, n, job, status, problem):
         """After the .do ended: puts its output in place and writes the state,
         in this order, so that an interruption anywhere leaves either the old
         target and state, or a state whose Previous matches the old target
@@ -2470,17 +2483,8 @@ class Run(Graph):
         if self.signal:
             job.remove_temporaries()
             return False
-        problem = None
         st3 = lstat_or_none(job.tmp3)
         has_out = job.out_bytes > 0
-        do_name = quote(self.rel(job.do.path))
-        if status != 0:
-            problem = ('%s exited with status %d' % (do_name, status) if status > 0 else
-                       '%s was killed by signal %d' % (do_name, -status))
-        elif fingerprint(lstat_or_none(n.path), n.path) != job.before:
-            problem = '%s wrote to $1 itself; it should write to $3 or to stdout' % do_name
-        elif st3 is not None and has_out:
-            problem = '%s wrote to both $3 and stdout' % do_name
         old = self.record(n)
         if problem:
             job.remove_temporaries()

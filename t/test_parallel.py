@@ -360,6 +360,23 @@ def test_first_failure_stops_new_work_and_running_jobs_finish(sb):
     assert temporaries(sb) == []
 
 
+@pytest.mark.parametrize('fault', ['echo x >"$1"\n', 'echo x >"$3"\necho y\n'],
+                         ids=['writes $1', 'writes $3 and stdout'])
+def test_a_do_that_exits_0_but_fails_stops_new_work_too(sb, fault):
+    # -j2: f exits 0 but broke a rule, which is found when its target is
+    # put in place; its slot must not start n1 meanwhile.  s runs until f
+    # has been judged, so that only f's slot could start anything.
+    sb.write('s.do', ': >s.started\nawait f.ended\nsleep 0.3\necho s\n')
+    sb.write('f.do', 'await s.started\n' + fault + ': >f.ended\n')
+    sb.write('default.do', 'echo "$1" >>log\necho "$1"\n')
+    sb.write('all.do', 'redo-ifchange s f n1 n2\n')
+    r = sb.redo('-j2', 'all', timeout=TIMEOUT)
+    assert r.returncode != 0
+    assert [l for l in r.stderr.splitlines() if 'f.do' in l and 'wrote to' in l], r.stderr
+    assert not sb.exists('log'), sb.read('log')
+    assert sb.read('s') == 's\n'
+
+
 @pytest.mark.parametrize('how', [['-k'], ['--keep-going'], {'REDO_KEEP_GOING': '1'}], ids=str)
 def test_keep_going_in_parallel(sb, how):
     args = how if isinstance(how, list) else []
