@@ -59,8 +59,12 @@ no mv: it writes nothing), in dependency order, sequentially. `redo-ifchange`
 is a no-op on PATH for it: a link to the `true` binary (an `exit 0` sh script
 where `true` is busybox). Its steps: full runs every .do; noop and touch run
 an empty script (one sh start: nothing needs doing); change runs tN/2.do and
-all.do for the wide tree, every cK.do for the chain. The floor is the same
-for -j1 and -j2.
+all.do for the wide tree, every cK.do for the chain. At -j2 the full build
+of the wide tree splits the tK.do runs into two halves, run by two sh at
+once, then runs all.do: what the plain scripts gain from a second CPU, with
+no build tool in the way. Every other floor step is the same at -j1 and
+-j2 (nothing there can run in parallel). The columns that compare with the
+floor (ms/target>floor, x floor) always use the floor's -j1 median.
 
 Which implementations
 ---------------------
@@ -337,6 +341,18 @@ def write_floor(path: Path, runs: List[Tuple[str, bool]]) -> Path:
     return path
 
 
+def write_floor_halves(dir: Path, runs: List[Tuple[str, bool]],
+                       last: Tuple[str, bool]) -> Path:
+    """The -j2 floor: runs split between two sh at once, then last."""
+    half = len(runs) // 2
+    a = write_floor(dir / "half1.sh", runs[:half])
+    b = write_floor(dir / "half2.sh", runs[half:])
+    end = write_floor(dir / "last.sh", [last])
+    path = dir / "full-j2.sh"
+    path.write_text("set -e\nsh %s & p=$!\nsh %s\nwait $p\nsh %s\n" % (a, b, end))
+    return path
+
+
 def make_wide_tree(work: Path, n: int) -> Tree:
     """The wide tree: n independent targets under one virtual `all`."""
     name = "wide-%d" % n
@@ -360,6 +376,7 @@ def make_wide_tree(work: Path, n: int) -> Tree:
     every = [(t, True) for t in targets] + [("all", False)]
     tree.floors = {
         "full": write_floor(floors / "full.sh", every),
+        "full-j2": write_floor_halves(floors, every[:-1], every[-1]),
         "noop": write_floor(floors / "none.sh", []),
         "change": write_floor(floors / "change.sh",
                               [("t%d" % mid, True), ("all", False)]),
@@ -463,7 +480,7 @@ class Impl:
     def argv(self, tree: Tree, step: str, jobs: str) -> List[str]:
         """The top-level command for one step."""
         if self.is_floor:
-            return ["sh", str(tree.floors[step])]
+            return ["sh", str(tree.floors.get(step + "-j" + jobs, tree.floors[step]))]
         flags = [] if jobs == DEFAULT_JOBS else ["-j" + jobs]
         return [str(self.bindir / "redo-ifchange")] + flags + [tree.top]
 
@@ -501,7 +518,7 @@ def make_floor_bin(work: Path) -> Impl:
     else:                           # busybox picks its applet by argv[0]
         noop.write_text("#!/bin/sh\nexit 0\n")
         noop.chmod(0o755)
-    return Impl(FLOOR, bindir, jobs=["1"], is_floor=True)
+    return Impl(FLOOR, bindir, is_floor=True)
 
 
 def is_ours(exe: Path) -> bool:
