@@ -730,12 +730,13 @@ class Record:
 
     @classmethod
     def from_tuple(cls, t):
-        self = cls(t[0])
-        (self.result, self.build, self.output, self.previous, self.stamp,
-         self.always, self.do, self.run, self.exit, self.started,
-         self.seconds, self.slot) = t[1:13]
-        self.output = tuple(self.output) if self.output else None
-        self.deps = [Dep(*d) for d in t[13]]
+        self = cls.__new__(cls)           # every field is set here
+        (self.target, self.result, self.build, output, self.previous,
+         self.stamp, self.always, self.do, self.run, self.exit, self.started,
+         self.seconds, self.slot, deps) = t
+        self.output = tuple(output) if output else None
+        self.deps = [Dep(*d) for d in deps]
+        self.changed = False
         return self
 
     def checked(self):
