@@ -2171,11 +2171,17 @@ class Run(Graph):
                 pass
 
     def doomed_alive(self):
-        """Forgets the remembered children that are gone; True if any is left."""
+        """Forgets the remembered children that are gone; True if any is left.
+        A zombie is gone: one whose parent died waits for init to reap it,
+        which some inits do only now and then."""
         for pid in list(self.doomed):
             try:
                 os.kill(pid, 0)
-            except OSError:
+                stat = read_bytes_or_none('/proc/%d/stat' % pid)
+            except (OSError, Error):
+                self.doomed.discard(pid)
+                continue
+            if stat and stat[stat.rfind(b')') + 2:][:1] == b'Z':
                 self.doomed.discard(pid)
         return bool(self.doomed)
 

@@ -16,6 +16,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -185,6 +186,38 @@ def test_signal_reaches_a_redo_started_apart_by_a_do(sb, procs, sig):
     p.signal(sig)
     assert p.wait(EXIT_TIMEOUT) == 128 + sig, p.stderr
     left = wait_gone(pids)
+    kill_strays(left)
+    assert left == []
+    assert temporaries(sb) == []
+
+
+LAZY_REAPER = r"""
+import ctypes, os, subprocess, sys
+# Orphans of what it starts become its children (PR_SET_CHILD_SUBREAPER),
+# and it never reaps them: their zombies stay, as with an init that reaps
+# only now and then.  It waits for its own child alone.
+if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:
+    sys.exit(99)
+p = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL)
+open('outer.pid', 'w').write('%d\n' % p.pid)
+sys.exit(p.wait())
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc/self'), reason='needs Linux (/proc, prctl)')
+def test_zombies_left_for_a_lazy_init_do_not_hold_up_the_exit(sb, procs):
+    # As above, under an ancestor that adopts orphans and does not reap
+    # them: what b.do started is a zombie once its parent dies.  The inner
+    # redo does not wait for those zombies (the outer one's grace period
+    # would end first, and kill it before it removes its run directory).
+    sb.write('a.do', 'env -u REDO_RUN -u REDO_PID redo-ifchange sub/b\necho a\n')
+    sb.write('sub/b.do', 'echo $$ >b.pid\necho part >"$3"\nsh -c \'echo $$ >b.child; exec sleep 60\'\n')
+    sb.write('lazy.py', LAZY_REAPER)
+    p = procs(sb, sys.executable, 'lazy.py', 'redo', 'a')
+    pids = read_pids(sb, ['outer.pid', 'sub/b.pid', 'sub/b.child'], p)
+    os.kill(pids[0], signal.SIGTERM)
+    assert p.wait(EXIT_TIMEOUT) == 128 + signal.SIGTERM, p.stderr
+    left = wait_gone(pids[1:])
     kill_strays(left)
     assert left == []
     assert temporaries(sb) == []
