@@ -1491,9 +1491,17 @@ class Slots:
 # copies to its stderr and to dir/.redo/name.log.  posix_spawn cannot change
 # directory, so a one-line sh wrapper does the cd and then sources the .do
 # (or execs it when it is executable): `sh -e file.do` in one process.
+#
+# The wrapper first reads a `go` line from its stdin, a pipe from the
+# coordinator, then takes /dev/null as stdin.  So the shell can be started
+# ahead, on a CPU that no job uses, while the slots are taken
+# (Run.warm_up); a slot that frees then starts the .do with one write, not
+# a process start.  At end of file (the coordinator dropped the job, or
+# died) it exits, having run nothing.
 
 SH = '/bin/sh'
-WRAP_SOURCE = 'cd -- "$1" || exit 111; shift; %s. "$0"'
+WRAP_GATE = 'read -r __redo_go && [ "$__redo_go" = go ] || exit 0; unset __redo_go; exec </dev/null; '
+WRAP_SOURCE = WRAP_GATE + 'cd -- "$1" || exit 111; shift; %s. "$0"'
 
 # The client again (see the top of the file and §12), as shell functions
 # that aliases put in place of the commands while the .do is sourced: a call
@@ -1526,7 +1534,7 @@ __redo_call() {
 }
 alias redo='__redo_call redo' redo-ifchange='__redo_call ifchange' redo-ifcreate='__redo_call ifcreate' redo-always='__redo_call always' redo-stamp='__redo_call stamp'
 """
-WRAP_EXEC = 'cd -- "$1" || exit 111; shift; exec "$0" "$@"'
+WRAP_EXEC = WRAP_GATE + 'cd -- "$1" || exit 111; shift; exec "$0" "$@"'
 
 
 class Job:
@@ -1550,6 +1558,7 @@ class Job:
         self.out_bytes = 0
         self.fifo = os.path.join(run.dir, '%d.r' % jobid)
         self.fifo_fd = None
+        self.gate_w = None        # the wrapper's stdin until go()
         self.tmp3 = tmp_file(node.path, TMP3_DIR)
         self.out = tmp_file(node.path, STDOUT_DIR)
         self.log = state_file(node.path, LOG_SUFFIX)
@@ -1558,20 +1567,20 @@ class Job:
         self.ended = 0.0
         self.status = None
 
-    def spawn(self, env, xtrace, verbose):
-        import time
+    def spawn(self, env, xtrace, verbose, go):
+        """Starts the .do's shell, which waits for go() (see WRAP_GATE),
+        unless go is true: then it has its go before it starts."""
         n = self.node
         d = os.path.dirname(n.path)
         self.run.make_dirs(os.path.join(d, STATE_DIR, TMP3_DIR))
-        unlink_quiet(self.tmp3)           # what a killed run left
-        unlink_quiet(self.out)
-        unlink_quiet(self.log)
-        self.before = fingerprint(lstat_or_none(n.path), n.path)
         os.mkfifo(self.fifo)
         self.fifo_fd = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK)
+        gate_r, self.gate_w = os.pipe()
+        if go:
+            self.go()
         self.out_r, out_w = os.pipe()
         os.set_blocking(self.out_r, False)
-        actions = [(os.POSIX_SPAWN_OPEN, 0, '/dev/null', os.O_RDONLY, 0),
+        actions = [(os.POSIX_SPAWN_DUP2, gate_r, 0),
                    (os.POSIX_SPAWN_DUP2, out_w, 1)]
         err_w = None
         if self.run.opts.logs:
@@ -1589,7 +1598,6 @@ class Job:
         env = dict(env)
         env[ENV_JOB] = str(self.id)
         env[ENV_TARGET] = n.path
-        self.started = time.time()
         try:
             self.pid = os.posix_spawn(SH, argv, env, file_actions=actions,
                                       setsigdef=(signal.SIGPIPE, signal.SIGXFSZ,
@@ -1598,9 +1606,23 @@ class Job:
         except OSError as e:
             raise Error('cannot run %s: %s' % (quote(do.path), e.strerror))
         finally:
+            os.close(gate_r)
             os.close(out_w)
             if err_w is not None:
                 os.close(err_w)
+
+    def go(self):
+        """Lets the started shell run the .do (the target's lock is held)."""
+        import time
+        n = self.node
+        unlink_quiet(self.tmp3)           # what a killed run left
+        unlink_quiet(self.out)
+        unlink_quiet(self.log)
+        self.before = fingerprint(lstat_or_none(n.path), n.path)
+        self.started = time.time()
+        os.write(self.gate_w, b'go\n')
+        os.close(self.gate_w)
+        self.gate_w = None
 
     def read_stderr(self, final=False):
         """Copies what the .do wrote to stderr, whole lines at a time.
@@ -1655,7 +1677,11 @@ class Job:
             write_all(self.log_fd, chunk)
 
     def close(self):
-        """Releases everything the job holds, but the temporary outputs."""
+        """Releases everything the job holds, but the temporary outputs (a
+        shell still waiting for its go reads end of file, and exits)."""
+        if self.gate_w is not None:
+            os.close(self.gate_w)
+            self.gate_w = None
         if self.out_r is not None:
             self.read_stdout()
             os.close(self.out_r)
@@ -1793,7 +1819,9 @@ class Run(Graph):
         self.jobs = {}            # pid -> Job
         self.jobs_by_id = {}
         self.locks = {}           # path -> [fd, waits published], held ones
-        self.live = {}            # job id -> Job, from spawn to commit
+        self.live = {}            # job id -> Job, from go to commit
+        self.warm = {}            # node path -> Job started ahead (warm_up)
+        self.warm_ok = False      # fewer jobs than CPUs: start shells ahead
         self.next_job = 1
         self.stopping = False     # a failure: start nothing new
         self.failed = False
@@ -1882,6 +1910,7 @@ class Run(Graph):
             server = JobServer.create(o.jobs)
             env[ENV_MAKEFLAGS] = server.makeflags(env.get(ENV_MAKEFLAGS, ''), o.jobs)
             self.sequential = o.jobs == 1
+            self.warm_ok = o.jobs < (os.cpu_count() or 1)
         self.slots = Slots(server)
         self.job_env = env
 
@@ -1894,6 +1923,9 @@ class Run(Graph):
         for job in list(self.live.values()):
             job.close()
             job.remove_temporaries()
+        for job in self.warm.values():
+            job.close()
+        self.warm.clear()
         for fd in self.replies.values():
             os.close(fd)
         os.close(self.sig_r)
@@ -1944,6 +1976,8 @@ class Run(Graph):
             if self.term.progress:
                 self.show_progress()
                 timeout = 500 if timeout is None else min(timeout, 500)
+            if self.warm_ok and not self.warm:
+                self.warm_up()
             self.poll(timeout)
             if self.unsynced and time.time() - self.synced_at > SYNC_EVERY:
                 fsync_all(self.unsynced)
@@ -2088,6 +2122,10 @@ class Run(Graph):
         self.ready.append((Task(self.t_update(n), n), None))
 
     def finish(self, n, ok):
+        if self.warm:
+            job = self.warm.pop(n.path, None)
+            if job is not None:
+                job.close()
         n.done = True
         n.ok = ok
         waiters, n.waiters = n.waiters or (), None
@@ -2147,6 +2185,9 @@ class Run(Graph):
                 return
             job = self.jobs.pop(pid, None)
             if job is None:
+                for job in self.warm.values():
+                    if job.pid == pid:
+                        job.status = 255          # killed before its go
                 continue
             job.ended = time.time()
             if os.WIFEXITED(status):
@@ -2396,33 +2437,63 @@ class Run(Graph):
         if lock is not None:
             os.close(lock[0])
 
+    def warm_up(self):
+        """Starts the shell of the .do that gets the next free slot, to wait
+        for it (see WRAP_GATE), while a CPU is left over: its start then
+        costs no time between one .do and the next."""
+        start = self.slots.start
+        if not start or self.stopping or self.signal:
+            return
+        n = start[0][2].node
+        do = self.find_do(n.path)
+        if do is not None:
+            try:
+                self.warm[n.path] = self.new_job(n, do, False)
+            except (Error, OSError):
+                pass              # said when its slot comes, by t_build
+
+    def new_job(self, n, do, go):
+        """A Job for n, its shell started (see Job.spawn)."""
+        job = Job(self, n, do, self.next_job)
+        self.next_job += 1
+        top = n.top or self.opts.xtrace > 1
+        try:
+            job.spawn(self.job_env, self.opts.xtrace and top,
+                      self.opts.verbose and (n.top or self.opts.verbose > 1), go)
+        except (Error, OSError):
+            job.close()
+            raise
+        return job
+
     def t_build(self, n):
         """Runs n's .do in a slot it holds; returns True if it succeeded."""
         do = self.find_do(n.path)
+        job = self.warm.pop(n.path, None)
+        if job is not None and (do is None or job.do.path != do.path or job.status is not None):
+            job.close()
+            job = None
         if do is None:
             self.term.error('%s: no .do file to build it%s' % (quote(self.rel(n.path)), self.chain_text(n)))
             self.give_slot()
             return False
         import heapq
-        job = Job(self, n, do, self.next_job)
-        self.next_job += 1
+        dn = self.node(do.path)
+        ident, _ = self.now(dn)
+        self.show_start(n)
+        if job is None:
+            try:
+                job = self.new_job(n, do, True)
+            except (Error, OSError):
+                self.give_slot()
+                raise
+        else:
+            job.go()
         if self.slot_ids:
             job.slot = heapq.heappop(self.slot_ids)
         else:
             self.slot_count += 1
             job.slot = self.slot_count
-        dn = self.node(do.path)
-        ident, _ = self.now(dn)
         job.add_dep(Dep('Dep', rel_path(do.path, os.path.dirname(n.path)), dn.fp or ABSENT, ident))
-        self.show_start(n)
-        top = n.top or self.opts.xtrace > 1
-        try:
-            job.spawn(self.job_env, self.opts.xtrace and top,
-                      self.opts.verbose and (n.top or self.opts.verbose > 1))
-        except Error:
-            job.close()
-            self.give_slot()
-            raise
         self.jobs[job.pid] = job
         self.jobs_by_id[job.id] = job
         self.live[job.id] = job

@@ -134,6 +134,85 @@ def test_j1_puts_each_target_in_place_before_the_next_starts(sb):
         sb.run('rm', '-rf', 'a', 'b', '.redo', check=True)
 
 
+# --- shells started ahead ------------------------------------------------------
+# With fewer jobs than CPUs, the shell of the .do that gets the next slot is
+# started while the slots are taken, and waits (running nothing of the .do)
+# until its slot comes.  These tests find such a shell by its REDO_TARGET.
+
+AHEAD = r"""ahead() {  # the pids of the shells started ahead for target $1, waiting up to 10 s
+  i=0
+  while [ $i -lt 1000 ]; do
+    for e in /proc/[0-9]*/environ; do
+      if tr '\0' '\n' <"$e" 2>/dev/null | grep -qx "REDO_TARGET=$PWD/$1"; then
+        p=${e#/proc/}; echo "${p%/environ}"; return 0
+      fi
+    done
+    i=$((i+1)); sleep 0.01
+  done
+  echo "no shell started ahead for $1" >&2; return 1
+}
+"""
+
+needs_two_cpus = pytest.mark.skipif((os.cpu_count() or 1) < 2 or not os.path.isdir('/proc/self'),
+                                    reason='needs 2 CPUs and /proc')
+
+
+def shells_for(path):
+    """The live processes whose environment has REDO_TARGET=path."""
+    found = []
+    for n in os.listdir('/proc'):
+        if n.isdigit():
+            try:
+                with open('/proc/%s/environ' % n, 'rb') as f:
+                    env = f.read().split(b'\0')
+            except OSError:
+                continue
+            if os.fsencode('REDO_TARGET=%s' % path) in env:
+                found.append(int(n))
+    return found
+
+
+@needs_two_cpus
+def test_a_shell_started_ahead_that_is_killed_is_replaced(sb):
+    # -j1 on 2 CPUs: while s builds, n's shell waits for its turn; s kills
+    # it.  n is still built, by a shell of its own, once.
+    sb.write('s.do', AHEAD + 'p=$(ahead n)\nkill -9 "$p"\n: >killed\necho s\n')
+    sb.write('n.do', 'echo n >>log\necho n\n')
+    sb.write('all.do', 'redo-ifchange s n\ncat s n\n')
+    r = sb.redo('-j1', 'all', timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert sb.exists('killed')
+    assert sb.read('all') == 's\nn\n'
+    assert sb.log('log') == ['n']
+
+
+@needs_two_cpus
+@pytest.mark.parametrize('end', ['failure', 'SIGTERM', 'SIGINT'])
+def test_shells_started_ahead_run_nothing_and_are_gone_when_the_run_ends(sb, procs, end):
+    # -j1 on 2 CPUs: f runs while n1's shell waits; then f fails, or redo
+    # is interrupted.  n1 and n2 never run, and no shell is left for them.
+    sb.write('f.do', AHEAD + 'ahead n1 >ahead.pid\n: >f.started\n'
+                     'if [ "$END" = failure ]; then await fail.now; exit 1; fi\nsleep 30\n')
+    sb.write('default.do', 'echo "$1" >>log\necho "$1"\n')
+    sb.write('all.do', 'redo-ifchange f n1 n2\n')
+    a = procs(sb, 'redo', '-j1', 'all', env={'END': end})
+    wait_for(sb.path / 'f.started', a)
+    waiting = int(sb.read('ahead.pid'))
+    assert waiting in shells_for(str(sb.path / 'n1'))
+    if end == 'failure':
+        sb.write('fail.now', '')
+    else:
+        a.signal(getattr(signal, end))
+    assert a.wait() != 0
+    deadline = time.monotonic() + 5
+    while shells_for(str(sb.path / 'n1')) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert shells_for(str(sb.path / 'n1')) == []
+    assert shells_for(str(sb.path / 'n2')) == []
+    assert not sb.exists('log'), sb.read('log')
+    assert temporaries(sb) == []
+
+
 def test_waiting_parent_holds_no_slot(sb):
     # -j2: p waits for c1..c4, so both slots go to its children.
     leaf_do(sb, want=2)
