@@ -2480,14 +2480,18 @@ class Run(Graph):
         dn = self.node(do.path)
         ident, _ = self.now(dn)
         self.show_start(n)
+        if job is not None:
+            try:
+                job.go()
+            except OSError:       # its shell died meanwhile: start another
+                job.close()
+                job = None
         if job is None:
             try:
                 job = self.new_job(n, do, True)
             except (Error, OSError):
                 self.give_slot()
                 raise
-        else:
-            job.go()
         if self.slot_ids:
             job.slot = heapq.heappop(self.slot_ids)
         else:
