@@ -1495,7 +1495,7 @@ class Slots:
 # The wrapper first reads a `go` line from its stdin, a pipe from the
 # coordinator, then takes /dev/null as stdin.  So the shell can be started
 # ahead, on a CPU that no job uses, while the slots are taken
-# (Run.warm_up); a slot that frees then starts the .do with one write, not
+# (Run.start_ahead); a slot that frees then starts the .do with one write, not
 # a process start.  At end of file (the coordinator dropped the job, or
 # died) it exits, having run nothing.
 
@@ -1820,8 +1820,8 @@ class Run(Graph):
         self.jobs_by_id = {}
         self.locks = {}           # path -> [fd, waits published], held ones
         self.live = {}            # job id -> Job, from go to commit
-        self.warm = {}            # node path -> Job started ahead (warm_up)
-        self.warm_ok = False      # fewer jobs than CPUs: start shells ahead
+        self.ahead = None         # the Job started ahead (start_ahead)
+        self.ahead_ok = False     # fewer jobs than CPUs: start shells ahead
         self.next_job = 1
         self.stopping = False     # a failure: start nothing new
         self.failed = False
@@ -1910,7 +1910,7 @@ class Run(Graph):
             server = JobServer.create(o.jobs)
             env[ENV_MAKEFLAGS] = server.makeflags(env.get(ENV_MAKEFLAGS, ''), o.jobs)
             self.sequential = o.jobs == 1
-            self.warm_ok = o.jobs < (os.cpu_count() or 1)
+            self.ahead_ok = o.jobs < (os.cpu_count() or 1)
         self.slots = Slots(server)
         self.job_env = env
 
@@ -1923,9 +1923,9 @@ class Run(Graph):
         for job in list(self.live.values()):
             job.close()
             job.remove_temporaries()
-        for job in self.warm.values():
-            job.close()
-        self.warm.clear()
+        if self.ahead is not None:
+            self.ahead.close()
+            self.ahead = None
         for fd in self.replies.values():
             os.close(fd)
         os.close(self.sig_r)
@@ -1976,8 +1976,8 @@ class Run(Graph):
             if self.term.progress:
                 self.show_progress()
                 timeout = 500 if timeout is None else min(timeout, 500)
-            if self.warm_ok and not self.warm:
-                self.warm_up()
+            if self.ahead_ok and self.ahead is None:
+                self.start_ahead()
             self.poll(timeout)
             if self.unsynced and time.time() - self.synced_at > SYNC_EVERY:
                 fsync_all(self.unsynced)
@@ -2122,10 +2122,9 @@ class Run(Graph):
         self.ready.append((Task(self.t_update(n), n), None))
 
     def finish(self, n, ok):
-        if self.warm:
-            job = self.warm.pop(n.path, None)
-            if job is not None:
-                job.close()
+        if self.ahead is not None and self.ahead.node is n:
+            self.ahead.close()
+            self.ahead = None
         n.done = True
         n.ok = ok
         waiters, n.waiters = n.waiters or (), None
@@ -2185,9 +2184,6 @@ class Run(Graph):
                 return
             job = self.jobs.pop(pid, None)
             if job is None:
-                for job in self.warm.values():
-                    if job.pid == pid:
-                        job.status = 255          # killed before its go
                 continue
             job.ended = time.time()
             if os.WIFEXITED(status):
@@ -2437,7 +2433,7 @@ class Run(Graph):
         if lock is not None:
             os.close(lock[0])
 
-    def warm_up(self):
+    def start_ahead(self):
         """Starts the shell of the .do that gets the next free slot, to wait
         for it (see WRAP_GATE), while a CPU is left over: its start then
         costs no time between one .do and the next."""
@@ -2448,7 +2444,7 @@ class Run(Graph):
         do = self.find_do(n.path)
         if do is not None:
             try:
-                self.warm[n.path] = self.new_job(n, do, False)
+                self.ahead = self.new_job(n, do, False)
             except (Error, OSError):
                 pass              # said when its slot comes, by t_build
 
@@ -2468,10 +2464,12 @@ class Run(Graph):
     def t_build(self, n):
         """Runs n's .do in a slot it holds; returns True if it succeeded."""
         do = self.find_do(n.path)
-        job = self.warm.pop(n.path, None)
-        if job is not None and (do is None or job.do.path != do.path or job.status is not None):
-            job.close()
-            job = None
+        job = None
+        if self.ahead is not None and self.ahead.node is n:
+            job, self.ahead = self.ahead, None
+            if do is None or job.do.path != do.path:
+                job.close()
+                job = None
         if do is None:
             self.term.error('%s: no .do file to build it%s' % (quote(self.rel(n.path)), self.chain_text(n)))
             self.give_slot()
@@ -2483,7 +2481,7 @@ class Run(Graph):
         if job is not None:
             try:
                 job.go()
-            except OSError:       # its shell died meanwhile: start another
+            except OSError:       # its shell died waiting (EPIPE): start another
                 job.close()
                 job = None
         if job is None:
