@@ -2214,11 +2214,11 @@ class Run(Graph):
         for pid in list(self.doomed):
             try:
                 os.kill(pid, 0)
-                stat = read_bytes_or_none('/proc/%d/stat' % pid)
-            except (OSError, Error):
+            except OSError:
                 self.doomed.discard(pid)
                 continue
-            if stat and stat[stat.rfind(b')') + 2:][:1] == b'Z':
+            fields = proc_stat(pid)
+            if fields and fields[0] == b'Z':
                 self.doomed.discard(pid)
         return bool(self.doomed)
 
@@ -2762,6 +2762,16 @@ def remove_dead_run_dirs(base):
             pass
 
 
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name (state, parent,
+    process group, ...), or None: no /proc, or no such process."""
+    try:
+        stat = read_bytes_or_none('/proc/%s/stat' % pid)
+    except Error:                 # gone meanwhile, or not ours to read
+        return None
+    return stat[stat.rfind(b')') + 2:].split() if stat else None
+
+
 def descendants(pids, group=None):
     """The processes descended from pids, and those in process group `group`
     (but this one), from /proc (nothing without it).  The group catches what
@@ -2776,13 +2786,9 @@ def descendants(pids, group=None):
     for name in names:
         if not name.isdigit():
             continue
-        try:
-            stat = read_bytes_or_none('/proc/%s/stat' % name)
-        except Error:             # gone meanwhile, or not ours to read
+        fields = proc_stat(name)
+        if not fields:
             continue
-        if not stat:
-            continue
-        fields = stat[stat.rfind(b')') + 2:].split()
         pid = int(name)
         children.setdefault(int(fields[1]), []).append(pid)
         if group is not None and int(fields[2]) == group and pid != me:
