@@ -71,31 +71,26 @@ if sys.version_info < (3, 8):
     sys.stderr.write("redo: needs Python 3.8 or newer; %s is %s\n" % (sys.executable, sys.version.split()[0]))
     sys.exit(2)
 a = sys.argv; f = a[1]; d = a[2]; a[:3] = [f]
-with open(f, "rb") as h:
-    src = h.read()
+h = open(f, "rb")
+s = os.fstat(h.fileno())
+k = "%s/%s-%x-%x-%x-%x-%x.code" % (d, sys.implementation.cache_tag, s.st_dev, s.st_ino,
+                                   s.st_size, s.st_mtime_ns, s.st_ctime_ns)
 try:
-    from _blake2 import blake2b
-    key = blake2b(src, digest_size=12).hexdigest()
-except ImportError:
-    import zlib
-    key = "%08x%08x" % (zlib.crc32(src), zlib.adler32(src))
-k = "%s/%s-%s.code" % (d, sys.implementation.cache_tag, key)
-try:
-    with open(k, "rb") as h:
-        c = marshal.loads(h.read())
+    with open(k, "rb") as g:
+        c = marshal.loads(g.read())
 except Exception:
-    c = compile(src, f, "exec")
+    c = compile(h.read(), f, "exec")
     try:
         os.makedirs(d, exist_ok=True)
         old = sorted((e.stat().st_mtime, e.path) for e in os.scandir(d) if e.name.endswith(".code"))
         for t, p in old[:-20]:
             os.unlink(p)
-        with open(k + ".%d" % os.getpid(), "wb") as h:
-            marshal.dump(c, h)
+        with open(k + ".%d" % os.getpid(), "wb") as g:
+            marshal.dump(c, g)
         os.replace(k + ".%d" % os.getpid(), k)
     except Exception:
         pass
-del src
+h.close()
 exec(c, {"__name__": "__main__", "__file__": f, "__builtins__": __builtins__})
 ' "$0" "$d" "$@"
 ":"""
