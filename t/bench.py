@@ -105,6 +105,10 @@ One table per tree and step:
   x redo.py        median / redo.py's median at the same -j (below 1: faster;
                    a "-" row is compared with redo.py -j1)
   x floor          median / floor median
+  cpu s            median CPU time, user + system, of the top-level process
+                   and every process it waited for (wait4's rusage): the
+                   work done, whatever the -j. On C CPUs no run can take
+                   less than cpu s / C seconds
   peak MiB         median of the peak RSS (see above)
   rebuilt          targets whose file was replaced; "!" marks a count that
                    differs from what SPEC.md asks of redo.py (full: all,
@@ -187,6 +191,7 @@ class Outcome:
     rss_kib: int
     status: int             # exit status; -SIG when killed by a signal
     message: str = ""       # why it could not run / was killed, if so
+    cpu: float = 0.0        # user + system seconds of the whole process tree
 
 
 def exit_status(wait_status: int) -> int:
@@ -269,7 +274,8 @@ def run_waited(argv: List[str], cwd: Path, env: Dict[str, str],
         seconds = time.perf_counter() - start
     proc.returncode = exit_status(wait_status)   # already reaped
     message = "timed out after %gs" % timeout if timed_out.is_set() else ""
-    return Outcome(seconds, rss_kib(usage.ru_maxrss), proc.returncode, message)
+    return Outcome(seconds, rss_kib(usage.ru_maxrss), proc.returncode, message,
+                   usage.ru_utime + usage.ru_stime)
 
 
 def rss_kib(ru_maxrss: int) -> int:
@@ -631,6 +637,7 @@ def probe(ctx: Context, impl: Impl) -> None:
 class Series:
     """The samples of one (tree, implementation, -j, step)."""
     seconds: List[float] = field(default_factory=list)
+    cpu: List[float] = field(default_factory=list)
     rss_kib: List[int] = field(default_factory=list)
     rebuilt: List[int] = field(default_factory=list)
 
@@ -678,6 +685,7 @@ def run_steps(ctx: Context, impl: Impl, jobs: str, tree: Tree, copy: Path,
             break
         series = results.get(tree.name, impl.label, jobs, step)
         series.seconds.append(out.seconds)
+        series.cpu.append(out.cpu)
         series.rss_kib.append(out.rss_kib)
         series.rebuilt.append(rebuilt)
         summary.append("%s %.2fs" % (step, out.seconds))
@@ -711,7 +719,7 @@ def progress(line: str) -> None:
 # ---------------------------------------------------------------------------
 
 COLUMNS = ("implementation", "-j", "median s", "ms/target>floor",
-           "x redo.py", "x floor", "peak MiB", "rebuilt")
+           "x redo.py", "x floor", "cpu s", "peak MiB", "rebuilt")
 
 
 def median(xs: List[float]) -> Optional[float]:
@@ -751,6 +759,7 @@ def table_row(tree: Tree, impl: Impl, jobs: str, step: str,
     return [label, jobs, fmt(med, ".3f"), fmt(per_target, ".3f"),
             fmt(med / ours if ours and impl.label != FLOOR else None, ".2f"),
             fmt(med / floor if floor else None, ".2f"),
+            fmt(median(s.cpu), ".3f"),
             fmt(median(s.rss_kib) / 1024, ".1f"),
             rebuilt_cell(s.rebuilt, tree.expect_rebuilt[step])]
 
@@ -836,6 +845,7 @@ def write_json(path: Path, trees: List[Tree], impls: List[Impl],
         "series": [{"tree": k[0], "implementation": k[1], "jobs": k[2],
                     "step": k[3], "seconds": s.seconds,
                     "median_seconds": median(s.seconds),
+                    "cpu_seconds": s.cpu,
                     "peak_rss_kib": s.rss_kib, "rebuilt": s.rebuilt}
                    for k, s in results.series.items() if s.seconds],
         "failures": [{"tree": k[0], "implementation": k[1], "jobs": k[2],
