@@ -3358,4 +3358,16 @@ if __name__ == '__main__':
     # `python3 redo.py`: imports must not find the project's own files.
     if sys.path and sys.path[0] in ('', os.path.dirname(os.path.abspath(__file__))):
         del sys.path[0]
-    sys.exit(main(sys.argv))
+    status = main(sys.argv)
+    # Everything is written and closed by now: leave without the
+    # interpreter's teardown, which frees every object one by one (2 to 4 ms,
+    # a tenth of a no-op check).  Unless the output cannot be flushed: then
+    # the usual exit says so.
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:
+        sys.exit(status)
+    if type(status) is not int:
+        sys.exit(status)
+    os._exit(status)
