@@ -326,6 +326,33 @@ def exists(path):
     return lstat_or_none(path) is not None
 
 
+def guard_std_fds():
+    """Opens /dev/null on the standard fds the caller closed (`redo 2>&-`),
+    so that no file redo opens takes their number and gets what was meant
+    for stderr.  Messages for a closed stderr go nowhere; sys.stdin and
+    sys.stdout stay None, and std_stream refuses them."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            os.set_inheritable(fd, True)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, 'w')
+
+
+def std_stream(name):
+    """sys.stdin or sys.stdout, binary; an Error if the caller closed it."""
+    stream = getattr(sys, name)
+    if stream is None:
+        raise Error('standard %s is closed' % ('input' if name == 'stdin' else 'output'),
+                    EXIT_USAGE)
+    return stream.buffer
+
+
 def unlink_quiet(path):
     """Removes a file (or a directory tree); a missing one is no error."""
     try:
@@ -3073,7 +3100,7 @@ def cmd_always(args, env):
 
 def cmd_stamp(args, env):
     parse_options('stamp', args, None, {})
-    data = sys.stdin.buffer.read()
+    data = std_stream('stdin').read()
     return in_build_only('stamp', env, os.fsencode(getcwd()) + b'\0' + data)
 
 
@@ -3095,7 +3122,7 @@ def walk_records(root):
 
 
 def print_paths(paths):
-    out = sys.stdout.buffer
+    out = std_stream('stdout')
     for p in paths:
         out.write(os.fsencode(p) + b'\n')
     out.flush()
@@ -3191,7 +3218,7 @@ def cmd_log(args, env):
         return write_trace(g, v['trace'])
     if not names:
         names = ['all']
-    out = sys.stdout.buffer
+    out = std_stream('stdout')
     seen = set()
     stack = [(abs_path(g.cwd, n), 0) for n in reversed(names)]
     status = EXIT_OK
@@ -3244,7 +3271,9 @@ def write_trace(g, dest):
                        'args': {'exit': rec.exit, 'result': rec.result, 'do': rec.do}})
     data = json.dumps({'traceEvents': events, 'displayTimeUnit': 'ms'}, indent=1)
     if dest == '-':
-        sys.stdout.write(data + '\n')
+        out = std_stream('stdout')
+        out.write(data.encode() + b'\n')
+        out.flush()
     else:
         try:
             with open(dest, 'w') as f:
@@ -3331,12 +3360,17 @@ def _exit_on_signal(signum, frame):
 def main(argv):
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _exit_on_signal)
+    guard_std_fds()
     cmd, args = command_of(argv)
     env = os.environ
     try:
         return COMMANDS[cmd](args, env)
     except Done as d:
-        sys.stdout.write(str(d))
+        try:
+            std_stream('stdout').write(str(d).encode())
+        except Error as e:
+            sys.stderr.write('redo: %s\n' % e)
+            return e.status
         return EXIT_OK
     except Error as e:
         msg = str(e)

@@ -505,3 +505,48 @@ def test_no_traceback_when_stdout_is_closed_early(sb):
     sb.redo(*['t%02d' % i for i in range(50)], check=True)
     p = sb.run('sh', '-c', 'redo-targets | head -c 1 >/dev/null; redo-dot | head -c 1 >/dev/null')
     no_traceback_anywhere(p)
+
+
+# --- standard fds closed by the caller ----------------------------------------
+
+def test_a_build_with_stderr_closed_runs_and_keeps_its_state_clean(sb):
+    # With fd 2 closed, a file redo opens could take its number and get the
+    # messages meant for the terminal: they must go nowhere instead.
+    for i in range(20):
+        sb.write('t%02d.do' % i, 'echo %d\n' % i)
+    sb.write('all.do', 'redo-ifchange %s\n' % ' '.join('t%02d' % i for i in range(20)))
+    p = sb.run('sh', '-c', 'redo all 2>&-')
+    assert p.returncode == 0
+    assert [sb.read('t%02d' % i) for i in range(20)] == ['%d\n' % i for i in range(20)]
+    for f in (sb.path / '.redo').iterdir():
+        if f.is_file():
+            assert b'redo ' not in f.read_bytes().replace(b'redo.py', b''), f
+    p = sb.run('sh', '-c', 'redo-ifchange all; redo-ood', check=True)
+    assert p.stdout == '' and p.stderr == ''
+
+
+def test_a_build_with_stdin_and_stdout_closed_runs(sb):
+    sb.write('x.do', 'cat >"$3"; echo ok >&2\n')
+    p = sb.run('sh', '-c', 'redo x <&- >&-')
+    assert p.returncode == 0, p.stderr
+    assert sb.read('x') == ''
+    assert 'ok' in p.stderr
+
+
+@pytest.mark.parametrize('cmd', ['redo-targets', 'redo-sources', 'redo-ood',
+                                 'redo-whichdo x', 'redo-dot', 'redo-log x',
+                                 'redo-log --trace - x', 'redo-affects s',
+                                 'redo --version', 'redo-ood --help'])
+def test_output_to_a_closed_stdout_is_an_error(sb, cmd):
+    sb.write('s', 's\n')
+    sb.write('x.do', 'redo-ifchange s; echo x\n')
+    sb.redo('x', check=True)
+    p = sb.run('sh', '-c', cmd + ' >&-')
+    assert p.returncode == 2
+    assert short_error(p) == ['redo: standard output is closed']
+
+
+def test_redo_stamp_with_stdin_closed_is_an_error(sb):
+    p = sb.run('sh', '-c', 'redo-stamp <&-')
+    assert p.returncode == 2
+    assert short_error(p) == ['redo: standard input is closed']
