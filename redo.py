@@ -212,6 +212,7 @@ EXIT_USAGE = 2           # bad arguments, or an error outside any build
 EXIT_SIGNAL = 128        # + signal number, when interrupted
 
 HASH_CHUNK = 1 << 20
+MAX_JOBS = 1024           # -j at most: its tokens must fit in a pipe's buffer
 SYNC_EVERY = 1.0          # seconds between batches of fsync of state files
 
 
@@ -1397,7 +1398,11 @@ class JobServer:
         try:
             if spec.startswith('fifo:'):
                 path = spec[5:]
+                import stat
                 r = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+                if not stat.S_ISFIFO(os.fstat(r).st_mode):
+                    os.close(r)
+                    raise OSError(0, 'not a fifo')
                 w = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
                 return cls(r, w, r, False), None
             rs, ws = spec.split(',')
@@ -1407,7 +1412,7 @@ class JobServer:
             if not (stat.S_ISFIFO(sr.st_mode) and sr.st_ino == sw.st_ino):
                 raise OSError(0, 'not the two ends of one pipe')
             return cls(r, w, cls.private(r), False), None
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, OverflowError) as e:
             return None, ('MAKEFLAGS names a jobserver (%s) that cannot be used (%s): '
                           'running one job at a time; in a Makefile, mark the rule '
                           'that runs redo with "+"' % (spec, getattr(e, 'strerror', None) or e))
@@ -1821,6 +1826,8 @@ def _int_env(env, name, default):
         raise Error('%s=%s: not a number' % (name, value), EXIT_USAGE)
     if n < 0:
         raise Error('%s=%s: must be 0 or more' % (name, value), EXIT_USAGE)
+    if name == ENV_JOBS and n > MAX_JOBS:
+        raise Error('%s=%s: at most %d' % (name, value, MAX_JOBS), EXIT_USAGE)
     return n
 
 
@@ -1928,7 +1935,7 @@ class Run(Graph):
             self.term.warn(warning)
         if server is None:
             o = self.opts
-            o.jobs = o.cli_jobs or o.jobs or (1 if warning else os.cpu_count() or 1)
+            o.jobs = o.cli_jobs or o.jobs or (1 if warning else min(os.cpu_count() or 1, MAX_JOBS))
             server = JobServer.create(o.jobs)
             env[ENV_MAKEFLAGS] = server.makeflags(env.get(ENV_MAKEFLAGS, ''), o.jobs)
             self.sequential = o.jobs == 1
@@ -3009,9 +3016,11 @@ def build_options(cmd, args, env):
     targets, v = parse_options(cmd, args, opts, BUILD_FLAGS)
     jobs = v.get('j', v.get('jobs'))
     if jobs is not None:
-        if not jobs.isdigit():
+        if not (jobs.isascii() and jobs.isdigit()):
             raise Error('redo: -j %s: not a number' % jobs, EXIT_USAGE)
-        opts.cli_jobs = int(jobs) or os.cpu_count() or 1
+        if int(jobs) > MAX_JOBS:
+            raise Error('redo: -j %s: at most %d' % (jobs, MAX_JOBS), EXIT_USAGE)
+        opts.cli_jobs = int(jobs) or min(os.cpu_count() or 1, MAX_JOBS)
     opts.keep_going |= bool(v.get('k') or v.get('keep-going'))
     opts.xtrace = max(opts.xtrace, v.get('x', 0))
     opts.verbose = max(opts.verbose, v.get('v', 0))

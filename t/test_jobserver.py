@@ -398,3 +398,50 @@ def test_tokens_are_returned_after_an_interruption(sb, tmp_path, sig):
     finally:
         os.close(holder)
     assert temporaries(sb) == []
+
+
+def test_a_jobserver_fifo_that_is_a_regular_file_is_not_used(sb):
+    # fifo:PATH naming a plain file: its bytes are not tokens, and the file
+    # is left as it was.
+    precious = sb.write('precious.txt', 'ABCDEFGHIJ-important-data\n')
+    names = leaves(sb, 3)
+    p = run(sb, ['redo', 'leaves'], (), {'MAKEFLAGS': ' -j4 --jobserver-auth=fifo:%s' % precious})
+    assert p.returncode == 0, p.stderr
+    assert precious.read_text() == 'ABCDEFGHIJ-important-data\n'
+    assert len(warnings_about_makeflags(p.stderr)) == 1, p.stderr
+    assert 'not a fifo' in p.stderr
+    assert max_running(sb) == 1
+    assert started(sb) == sorted(names)
+
+
+def test_a_jobserver_fd_number_out_of_range_is_a_warning(sb):
+    names = leaves(sb, 2)
+    p = run(sb, ['redo', 'leaves'], (), {'MAKEFLAGS': ' -j4 --jobserver-auth=99999999999999999999,1'})
+    assert p.returncode == 0, p.stderr
+    assert 'Traceback' not in p.stderr
+    assert len(warnings_about_makeflags(p.stderr)) == 1, p.stderr
+    assert started(sb) == sorted(names)
+
+
+@pytest.mark.parametrize('how', [['-j', '1025'], ['-j', '65538'], ['-j', '99999999999999999999'],
+                                 ['-j', '\uff11'], 'REDO_JOBS=70000'])
+def test_a_job_count_out_of_range_is_a_usage_error(sb, how):
+    # More tokens than a pipe holds hung redo, writing them into its own
+    # jobserver; a huge number was a traceback.
+    sb.write('x.do', 'echo x\n')
+    if isinstance(how, str):
+        name, _, value = how.partition('=')
+        p = run(sb, ['redo', 'x'], (), {name: value})
+    else:
+        p = run(sb, ['redo'] + how + ['x'], ())
+    assert p.returncode == 2, p.stderr
+    assert 'Traceback' not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not sb.exists('x')
+
+
+def test_the_largest_job_count_runs(sb):
+    names = leaves(sb, 3)
+    p = run(sb, ['redo', '-j', '1024', 'leaves'], ())
+    assert p.returncode == 0, p.stderr
+    assert started(sb) == sorted(names)
