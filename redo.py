@@ -393,15 +393,18 @@ def remove_tree(path):
 
 
 def read_bytes_or_none(path):
-    """The content of a file, or None if there is none.  Plain os calls: the
-    io module's open costs three more system calls per file."""
+    """The content of a file, or None if there is none (or it is not a
+    regular file: a fifo would block, a device never end).  Plain os calls:
+    the io module's open costs three more system calls per file."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except (FileNotFoundError, NotADirectoryError, ValueError):
         return None
     except OSError as e:
         raise Error('%s: %s' % (quote(path), e.strerror))
     try:
+        if (os.fstat(fd).st_mode & 0o170000) != 0o100000:
+            return None
         chunks = []
         while True:
             chunk = os.read(fd, 1 << 16)
@@ -872,33 +875,49 @@ GARBLED = 'garbled'
 
 
 SUMMARY_CHUNK = 1000      # entries per marshal object in a summary
-SUMMARY_MAGIC = b'redo.py summary 2\n'   # and Record.to_tuple's layout
+SUMMARY_MAGIC = b'redo.py summary 3\n'   # and Record.to_tuple's layout
 
 
 def summary_chunks(d):
     """Yields the dicts {key: (fingerprint, marshalled record)} that make up
     the summary of d/.redo (see Graph.read_state).  The file is a line
     naming its format, then dicts of at most SUMMARY_CHUNK entries, each
-    marshalled after its length (8 bytes, little-endian): it is read and
-    written a piece at a time, and each piece unmarshalled from bytes (from
-    a file, marshal reads an object at a time: five times slower).  A
-    damaged file yields what came before the damage."""
+    marshalled after its length (8 bytes, little-endian) and the hash of
+    its bytes (16): it is read and written a piece at a time, and each
+    piece unmarshalled from bytes (from a file, marshal reads an object at
+    a time: five times slower).  A damaged file yields what came before
+    the damage; a piece whose hash does not match is damage, so that what
+    is unmarshalled is what redo wrote, of the types it wrote."""
+    import stat
     try:
-        f = open('%s/%s/%s' % (d, STATE_DIR, SUMMARY), 'rb')
+        fd = os.open('%s/%s/%s' % (d, STATE_DIR, SUMMARY), os.O_RDONLY | os.O_NONBLOCK)
+    except (OSError, ValueError):
+        return
+    try:
+        st = os.fstat(fd)
+        f = os.fdopen(fd, 'rb')
     except OSError:
+        os.close(fd)
         return
     with f:
         try:
-            left = os.fstat(f.fileno()).st_size
+            if not stat.S_ISREG(st.st_mode):
+                return            # a fifo would block, a device never end
+            left = st.st_size
             if f.readline() != SUMMARY_MAGIC:
                 return
             left -= len(SUMMARY_MAGIC)
-            while left >= 8:
+            while left >= 24:
                 size = int.from_bytes(f.read(8), 'little')
-                left -= 8 + size
+                digest = f.read(16)
+                left -= 24 + size
                 if left < 0:
                     return
                 data = f.read(size)
+                h = _hasher()
+                h.update(data)
+                if h.digest() != digest:
+                    return
                 chunk = marshal_loads(data)
                 del data
                 if type(chunk) is not dict:
@@ -910,7 +929,10 @@ def summary_chunks(d):
 
 def write_summary_chunk(f, chunk):
     data = marshal_dumps(chunk)
+    h = _hasher()
+    h.update(data)
     f.write(len(data).to_bytes(8, 'little'))
+    f.write(h.digest())
     f.write(data)
 
 
@@ -1103,10 +1125,11 @@ class Graph:
         fp = fingerprint(lstat_or_none(path))
         summary = self.summary(d)
         hit = summary.pop(key, None)      # used once: memory goes back
-        if hit is not None and hit[0] == fp:
+        if hit is not None:
             try:
-                return Record.from_tuple(marshal_loads(hit[1]))
-            except (TypeError, ValueError, EOFError):
+                if hit[0] == fp:
+                    return Record.from_tuple(marshal_loads(hit[1]))
+            except (TypeError, ValueError, EOFError, IndexError, KeyError):
                 pass
         rec = read_record_file(path, name)
         if rec is not None and rec.result != GARBLED:

@@ -468,11 +468,25 @@ def test_odd_name_in_odd_directory(sb):
 
 # --- the summary: a cache of parsed state files, never the truth ------------
 
+def summary_piece(obj, digest=None):
+    """A piece of a summary file as redo writes it: length, hash, marshal."""
+    import hashlib
+    import marshal
+    data = obj if isinstance(obj, bytes) else marshal.dumps(obj)
+    if digest is None:
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+    return len(data).to_bytes(8, 'little') + digest + data
+
+
 @pytest.mark.parametrize('garbage', [
     b'', b'not marshal at all', b'\x00' * 64, None,
-    b'redo.py summary 2\n', b'redo.py summary 2\n\xff\xff\xff\xff\xff\xff\xff\x7f',
-    b'redo.py summary 2\n\x10\x00\x00\x00\x00\x00\x00\x00not marshal data',
-    b'redo.py summary 2\n\x02\x00\x00\x00\x00\x00\x00\x00N.'])
+    b'redo.py summary 3\n', b'redo.py summary 3\n\xff\xff\xff\xff\xff\xff\xff\x7f',
+    b'redo.py summary 3\n' + summary_piece(b'not marshal data'),
+    b'redo.py summary 3\n' + summary_piece(b'N.'),
+    # well-formed pieces of the wrong shape or types
+    b'redo.py summary 3\n' + summary_piece({'t': 5, 'all': ('x',)}),
+    b'redo.py summary 3\n' + summary_piece({'t': ('fp', b'x'), 'all': 5}, digest=b'\0' * 16),
+    b'redo.py summary 2\n' + summary_piece({'t': 5})[:8] + summary_piece({'t': 5})[24:]])
 def test_summary_garbled_or_missing_is_only_a_cache(sb, garbage):
     sb.write('src', 'one\n')
     sb.write('t.do', 'echo t >>runs\nredo-ifchange src\ncat src\n')
@@ -506,3 +520,21 @@ def test_summary_of_an_older_state_is_not_trusted(sb):
     sb.ifchange('t', check=True)
     assert sb.log('runs') == ['t', 't']
     assert sb.read('t') == 'two\n'
+
+
+@pytest.mark.parametrize('which', ['summary', 't.rec'])
+def test_a_fifo_in_redo_dir_does_not_hang_a_run(sb, which):
+    # Opening a fifo for reading waits for a writer, for good: redo reads
+    # only regular files there.
+    sb.write('src', 'one\n')
+    sb.write('t.do', 'echo t >>runs\nredo-ifchange src\ncat src\n')
+    sb.ifchange('t', check=True)
+    path = sb.path / '.redo' / which
+    path.unlink()
+    os.mkfifo(path)
+    p = sb.run('redo-ifchange', 't', timeout=20)
+    assert 'Traceback' not in p.stderr
+    assert p.returncode == 0, p.stderr
+    assert sb.read('t') == 'one\n'
+    sb.run('redo-ood', timeout=20, check=True)
+    sb.run('redo-targets', timeout=20, check=True)
