@@ -1587,6 +1587,21 @@ alias redo='__redo_call redo' redo-ifchange='__redo_call ifchange' redo-ifcreate
 WRAP_EXEC = WRAP_GATE + 'cd -- "$1" || exit 111; shift; exec "$0" "$@"'
 
 
+def starts_with_shebang(path):
+    """Whether the file starts with `#!`: an executable .do without one is
+    run by sh -e like any other (exec would run it without -e)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        return os.read(fd, 2) == b'#!'
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 class Job:
     def __init__(self, run, node, do, jobid):
         self.run = run
@@ -1639,7 +1654,7 @@ class Job:
             actions.append((os.POSIX_SPAWN_DUP2, err_w, 2))
         do = self.do
         arg3 = rel_path(self.tmp3, do.dir)
-        if os.access(do.path, os.X_OK):
+        if os.access(do.path, os.X_OK) and starts_with_shebang(do.path):
             argv = [SH, '-c', WRAP_EXEC]
         else:
             flags = ('set -x; ' if xtrace else '') + ('set -v; ' if verbose else '')

@@ -249,6 +249,17 @@ def test_do_executable_runs_directly_with_its_shebang(sb):
     assert out[2] == 'True'
 
 
+@pytest.mark.parametrize('text', ['false\necho partial\n', '\ufeff#!/bin/sh\nfalse\necho partial\n'])
+def test_do_executable_without_shebang_runs_with_sh_e(sb, text):
+    # exec would run it with plain sh, so that a failing command went by.
+    sb.write('x.do', 'echo old\n')
+    sb.redo('x', check=True)
+    sb.write('x.do', text, mode=0o755)
+    p = sb.redo('x')
+    assert p.returncode == 1, p.stderr
+    assert sb.read('x') == 'old\n'
+
+
 def test_do_executable_gets_dollar3(sb):
     sb.write('x.do', '#!/bin/sh\necho via3 >"$3"\n', mode=0o755)
     sb.ifchange('x', check=True)
