@@ -1100,8 +1100,11 @@ class Graph:
             try:
                 names = frozenset(x for x in os.listdir(os.path.join(d, STATE_DIR))
                                   if x.endswith(STATE_SUFFIX))
-            except OSError:
+            except (FileNotFoundError, NotADirectoryError):
                 names = frozenset()
+            except OSError as e:
+                # Unreadable, its targets would pass for sources.
+                raise Error('cannot read %s: %s' % (quote(os.path.join(d, STATE_DIR)), e.strerror))
             self.state_names[d] = names
         # A state file written since the listing is caught by the lock
         # (targets another run builds are re-read once it is released).

@@ -538,3 +538,29 @@ def test_a_fifo_in_redo_dir_does_not_hang_a_run(sb, which):
     assert sb.read('t') == 'one\n'
     sb.run('redo-ood', timeout=20, check=True)
     sb.run('redo-targets', timeout=20, check=True)
+
+
+@pytest.mark.parametrize('how', ['loop', 'unreadable'])
+def test_a_redo_dir_that_cannot_be_listed_is_an_error(sb, how):
+    # Its targets must not pass for sources (up to date, exit 0).
+    if how == 'unreadable' and os.geteuid() == 0:
+        pytest.skip('root reads any directory')
+    sb.write('src', 'v1\n')
+    sb.write('a.do', 'redo-ifchange src\ncat src\n')
+    sb.redo('a', check=True)
+    sb.write('src', 'v2\n')
+    redo_dir = sb.path / '.redo'
+    if how == 'loop':
+        redo_dir.rename(sb.path / 'saved')
+        os.symlink('.redo', redo_dir)
+    else:
+        os.chmod(redo_dir, 0o311)
+    try:
+        p = sb.ifchange('a')
+        assert p.returncode != 0, p.stderr
+        assert 'Traceback' not in p.stderr
+        assert '.redo' in p.stderr
+        assert sb.read('a') == 'v1\n'
+    finally:
+        if how != 'loop':
+            os.chmod(redo_dir, 0o755)
