@@ -1902,6 +1902,7 @@ class Run(Graph):
         self.timers = []
         self.fd_handlers = {}
         self.replies = {}         # (job, pid) -> fd of a client's own fifo
+        self.physical_dirs = {}   # a client's $PWD -> it without symlinks
         self.req_buf = b''
         self.run_id = '%d.%d' % (time.time_ns(), os.getpid())
         self.started = time.time()
@@ -2733,13 +2734,22 @@ class Run(Graph):
             self.reply(fd, EXIT_USAGE)
             return
         cwd, _, rest = data.partition(b'\0')
-        cwd = os.fsdecode(cwd)
+        cwd = self.physical(os.fsdecode(cwd))
         if cmd == 'stamp':
             args = rest
         else:
             args = [os.fsdecode(a) for a in rest.split(b'\0')[:-1]]
         self.ready.append((Task(self.t_serve(job, cmd, cwd, args, fd), job.node), None))
         self.pump()
+
+    def physical(self, cwd):
+        """The directory a client's $PWD names, symlinks resolved: after
+        `cd link` $PWD says link, but the .do's own `../x` starts from
+        where link points, and so must the names it asks for."""
+        path = self.physical_dirs.get(cwd)
+        if path is None:
+            path = self.physical_dirs[cwd] = os.path.realpath(cwd)
+        return path
 
     def reply(self, fd, status):
         try:

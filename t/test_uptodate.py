@@ -525,3 +525,21 @@ def test_debug_reasons_differ_by_cause(sb):
         assert ls, 'no reason given for %s:\n%s' % (t, p.stderr)
         reasons[t] = tuple(ls)
     assert len(set(reasons.values())) == 4, reasons
+
+
+def test_a_do_that_cds_through_a_symlink_depends_on_what_it_reads(sb):
+    # After `cd link`, $PWD names link but ../x is beside what link points
+    # to: the dependency must be that file, not proj/x.
+    sb.write('proj/x', 'PROJ\n')
+    sb.write('elsewhere/x', 'ELSE\n')
+    (sb.path / 'elsewhere' / 'sub').mkdir()
+    os.symlink('../elsewhere/sub', sb.path / 'proj' / 'link')
+    sb.write('proj/out.do', 'cd link\nredo-ifchange ../x\ncat ../x\n')
+    sb.ifchange('proj/out', check=True)
+    assert sb.read('proj/out') == 'ELSE\n'
+    sb.write('elsewhere/x', 'CHANGED\n')
+    sb.ifchange('proj/out', check=True)
+    assert sb.read('proj/out') == 'CHANGED\n'
+    sb.write('proj/x', 'NOT READ\n')
+    p = sb.ifchange('proj/out', check=True)
+    assert 'redo' not in p.stderr       # nothing rebuilt
