@@ -479,17 +479,25 @@ def fsync_all(paths):
 
 
 def replace_path(src, dst):
-    """Renames src over dst, whether either is a file or a directory."""
+    """Renames src over dst, whether either is a file or a directory (a
+    directory, or a file where a directory comes, is moved aside first)."""
     try:
         os.replace(src, dst)
         return
-    except (IsADirectoryError, NotADirectoryError, FileExistsError, OSError) as e:
-        st = lstat_or_none(dst)
-        if st is None or not _is_dir(st):
+    except OSError as e:
+        if e.errno not in (errno.EISDIR, errno.ENOTDIR, errno.ENOTEMPTY, errno.EEXIST) \
+                or lstat_or_none(dst) is None:
             raise Error('cannot rename %s to %s: %s' % (quote(src), quote(dst), e.strerror))
     old = os.path.join(os.path.dirname(src), 'old.%d' % os.getpid())
-    os.rename(dst, old)
-    os.rename(src, dst)
+    try:
+        os.rename(dst, old)
+    except OSError as e:
+        raise Error('cannot move %s aside: %s' % (quote(dst), e.strerror))
+    try:
+        os.rename(src, dst)
+    except OSError as e:
+        os.rename(old, dst)
+        raise Error('cannot rename %s to %s: %s' % (quote(src), quote(dst), e.strerror))
     remove_tree(old)
 
 
@@ -1590,15 +1598,19 @@ alias redo='__redo_call redo' redo-ifchange='__redo_call ifchange' redo-ifcreate
 WRAP_EXEC = WRAP_GATE + 'cd -- "$1" || exit 111; shift; exec "$0" "$@"'
 
 
-def starts_with_shebang(path):
-    """Whether the file starts with `#!`: an executable .do without one is
-    run by sh -e like any other (exec would run it without -e)."""
+def runs_by_itself(path):
+    """Whether the .do at path is run through its `#!` line: executable and
+    starting with `#!`; else sh -e sources it (exec would run one without
+    `#!` with plain sh, no -e).  A directory is an Error (sh would source
+    it as an empty script)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
-        return False
+        return os.access(path, os.X_OK)   # for sh or exec to report
     try:
-        return os.read(fd, 2) == b'#!'
+        if _is_dir(os.fstat(fd)):
+            raise Error('cannot run %s: it is a directory' % quote(path))
+        return os.read(fd, 2) == b'#!' and os.access(path, os.X_OK)
     except OSError:
         return False
     finally:
@@ -1657,7 +1669,7 @@ class Job:
             actions.append((os.POSIX_SPAWN_DUP2, err_w, 2))
         do = self.do
         arg3 = rel_path(self.tmp3, do.dir)
-        if os.access(do.path, os.X_OK) and starts_with_shebang(do.path):
+        if runs_by_itself(do.path):
             argv = [SH, '-c', WRAP_EXEC]
         else:
             flags = ('set -x; ' if xtrace else '') + ('set -v; ' if verbose else '')
@@ -2638,23 +2650,7 @@ class Run(Graph):
         has_out = job.out_bytes > 0
         old = self.record(n)
         if problem:
-            job.remove_temporaries()
-            # The old output and its identity stay (the old target does);
-            # the dependencies are what the failed run asked for: a failed
-            # target is rebuilt whatever they say, and redo-log shows them.
-            rec = old or Record(os.path.basename(n.path))
-            rec.result = 'failed'
-            rec.deps = job.deps
-            self.stamp_run(rec, job, status, seconds)
-            write_record(n.path, rec, self.unsynced)
-            self.note_written(n.path, rec)
-            n.rec = rec
-            self.failed = True
-            self.term.error('%s failed: %s%s' % (quote(self.rel(n.path)), problem, self.chain_text(n)))
-            if not self.opts.keep_going:
-                self.stopping = True
-                self.hand_out_slots()
-            return False
+            return self.fail(n, job, status, seconds, old, problem)
         src = job.tmp3 if st3 is not None else (job.out if has_out else None)
         rec = Record(os.path.basename(n.path))
         rec.build = '%d.%d.%d' % (time.time_ns(), os.getpid(), job.id)
@@ -2669,15 +2665,41 @@ class Run(Graph):
         self.stamp_run(rec, job, 0, seconds)
         write_record(n.path, rec, self.unsynced)
         self.note_written(n.path, rec)
-        if src is not None:
-            replace_path(src, n.path)
-        elif exists(n.path):
-            unlink_quiet(n.path)
+        try:
+            if src is not None:
+                replace_path(src, n.path)
+            elif exists(n.path):
+                unlink_quiet(n.path)
+        except Error as e:
+            # The old target stays: so do its output and identity.
+            return self.fail(n, job, status, seconds, old, str(e))
         job.remove_temporaries()
         n.rec = rec
         n.fp = None
         n.mode = UNKNOWN
         return True
+
+    def fail(self, n, job, status, seconds, old, problem):
+        """Records n's build as failed, and says why."""
+        job.remove_temporaries()
+        # The old output and its identity stay (the old target does); the
+        # dependencies are what the failed run asked for: a failed target
+        # is rebuilt whatever they say, and redo-log shows them.
+        rec = old or Record(os.path.basename(n.path))
+        rec.result = 'failed'
+        rec.deps = job.deps
+        self.stamp_run(rec, job, status, seconds)
+        write_record(n.path, rec, self.unsynced)
+        self.note_written(n.path, rec)
+        n.rec = rec
+        n.fp = None
+        n.mode = UNKNOWN
+        self.failed = True
+        self.term.error('%s failed: %s%s' % (quote(self.rel(n.path)), problem, self.chain_text(n)))
+        if not self.opts.keep_going:
+            self.stopping = True
+            self.hand_out_slots()
+        return False
 
     def stamp_run(self, rec, job, status, seconds):
         rec.run = self.run_id

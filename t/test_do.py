@@ -4,6 +4,7 @@ Each test runs the real redo.py on real .do files and checks the files it
 leaves, exit codes and messages."""
 
 import os
+import subprocess
 import stat
 import sys
 
@@ -299,6 +300,32 @@ def test_output_file_replaces_directory_and_back(sb):
     sb.write('x.do', 'echo plain\n')
     sb.ifchange('x', check=True)
     assert sb.read('x') == 'plain\n'
+    sb.write('x.do', 'mkdir $3\necho f2 >$3/f\n')
+    sb.ifchange('x', check=True)
+    assert sb.read('x/f') == 'f2\n'
+    assert not [n for n in os.listdir(sb.path / '.redo' / 'tmp') if n.startswith('old.')]
+
+
+def test_output_that_cannot_be_put_in_place_is_a_failed_build(sb):
+    # The rename fails (an immutable target): the old target stays, and so
+    # does its state, marked failed; the next run builds it.
+    sb.write('x.do', 'echo v1\n')
+    sb.ifchange('x', check=True)
+    if subprocess.run(['chattr', '+i', str(sb.path / 'x')], stderr=subprocess.DEVNULL).returncode:
+        pytest.skip('chattr +i does not work here')
+    try:
+        sb.write('x.do', 'echo v2\n')
+        p = sb.ifchange('x')
+        assert p.returncode == 1, p.stderr
+        no_traceback(p)
+        assert 'x failed' in p.stderr
+        assert sb.read('x') == 'v1\n'
+        assert 'Result: failed' in sb.read('.redo/x.rec')
+        assert 'FAILED' in sb.run('redo-log', 'x').stderr + sb.run('redo-log', 'x').stdout
+    finally:
+        subprocess.run(['chattr', '-i', str(sb.path / 'x')])
+    sb.ifchange('x', check=True)
+    assert sb.read('x') == 'v2\n'
 
 
 def test_output_both_stdout_and_dollar3_is_an_error(sb):
