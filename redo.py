@@ -2443,12 +2443,20 @@ class Run(Graph):
         """Locks n against other redo processes; False if one holds it."""
         import fcntl
         self.make_dirs(os.path.join(os.path.dirname(n.path), STATE_DIR))
-        fd = os.open(state_file(n.path, LOCK_SUFFIX), os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        path = state_file(n.path, LOCK_SUFFIX)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            # redo-cleanup removes a lock file while it holds it: locked
+            # after that, this one is no longer the lock.
+            st, now = os.fstat(fd), lstat_or_none(path)
+            if now is not None and (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev):
+                break
             os.close(fd)
-            return False
         os.ftruncate(fd, 0)       # what a killed holder published is stale
         self.locks[n.path] = [fd, b'']    # and what it publishes (waits)
         return True
@@ -2655,7 +2663,10 @@ class Run(Graph):
         rec = Record(os.path.basename(n.path))
         rec.build = '%d.%d.%d' % (time.time_ns(), os.getpid(), job.id)
         if src is not None:
-            st = lstat_or_none(src)
+            st = st3 if src == job.tmp3 else lstat_or_none(src)
+            if st is None:            # .redo/out removed under it
+                return self.fail(n, job, status, seconds, old,
+                                 'its output was removed before redo could put it in place')
             rec.output = (fingerprint_sans_ctime(fingerprint(st, src)), identity(src, st.st_mode))
         rec.previous = old.output[1] if old is not None and old.output else ABSENT
         rec.stamp = job.stamp
@@ -3276,21 +3287,80 @@ def cmd_affects(args, env):
 
 
 def cmd_cleanup(args, env):
+    """Removes the temporary, lock and log files under the current
+    directory, but those of a target being built (its lock is held) and
+    the temporary files of a live process."""
     parse_options('cleanup', args, None, {})
-    removed = 0
     for d, dirs, files in os.walk(getcwd()):
         if STATE_DIR in dirs:
-            sd = os.path.join(d, STATE_DIR)
-            for kind in (TMP3_DIR, STDOUT_DIR):
-                if os.path.isdir(os.path.join(sd, kind)):
-                    remove_tree(os.path.join(sd, kind))
-                    removed += 1
-            for name in os.listdir(sd):
-                if name.endswith((LOCK_SUFFIX, LOG_SUFFIX, '.tmp')):
-                    unlink_quiet(os.path.join(sd, name))
-                    removed += 1
+            cleanup_state_dir(os.path.join(d, STATE_DIR))
         dirs[:] = [x for x in dirs if x != STATE_DIR]
     return EXIT_OK
+
+
+def cleanup_state_dir(sd):
+    try:
+        names = os.listdir(sd)
+    except OSError as e:
+        raise Error('cannot read %s: %s' % (quote(sd), e.strerror))
+    busy = set()                  # state keys of the targets being built
+    for name in names:
+        if name.endswith(LOCK_SUFFIX) and not remove_lock(os.path.join(sd, name)):
+            busy.add(name[:-len(LOCK_SUFFIX)])
+    for name in names:
+        if name.endswith(LOG_SUFFIX) and name[:-len(LOG_SUFFIX)] not in busy \
+                or name.endswith('.tmp') and not pid_alive(name[:-4].rpartition('.')[2]):
+            unlink_quiet(os.path.join(sd, name))
+    for kind in (TMP3_DIR, STDOUT_DIR):
+        kd = os.path.join(sd, kind)
+        try:
+            entries = os.listdir(kd)
+        except OSError:
+            continue
+        for name in entries:
+            if name.startswith('old.') and pid_alive(name[4:]) or state_key(name) in busy:
+                continue
+            remove_tree(os.path.join(kd, name))
+        try:
+            os.rmdir(kd)
+        except OSError:
+            pass
+
+
+def remove_lock(path):
+    """Removes a lock file unless a build holds it (then False).  It is
+    removed while locked: a run that locked it meanwhile sees the file
+    gone, and locks the new one (Run.take_lock)."""
+    import fcntl
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+    except OSError:
+        return True
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        except OSError:
+            pass                  # cannot be locked: not one redo made
+        unlink_quiet(path)
+        return True
+    finally:
+        os.close(fd)
+
+
+def pid_alive(text):
+    """Whether the process numbered text (digits) lives; False if text is
+    not a number."""
+    if not text.isdigit():
+        return False
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True
+    return True
 
 
 def cmd_log(args, env):

@@ -552,3 +552,60 @@ def test_unknown_option_is_a_usage_error(sb, cmd):
     p = sb.run(cmd, '--no-such-option', check=False)
     no_traceback_anywhere(p)
     assert len(lines(p.stderr)) == 1, p.stderr
+
+
+GATED = ('echo start >>runs; : >started\n'
+         'i=0; while [ ! -e go ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\n'
+         'echo end >>runs\n')
+
+
+def start_redo(sb, *args):
+    import subprocess
+    return subprocess.Popen(list(args), cwd=str(sb.path), env=sb.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_file(sb, name, proc):
+    import time
+    end = time.monotonic() + 20
+    while not sb.exists(name):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < end, 'timed out waiting for ' + name
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize('output', ['echo new >$3', 'echo new'])
+def test_cleanup_leaves_a_running_build_alone(sb, output):
+    # Its lock, $3 or stdout file and log stay: the build ends with its
+    # output in place, and a second run still waits for the lock.
+    sb.write('a.do', 'echo old\n')
+    sb.redo('a', check=True)
+    sb.write('a.do', 'echo a-err >&2\n' + output + '\n' + GATED)
+    first = start_redo(sb, 'redo', 'a')
+    wait_file(sb, 'started', first)
+    p = sb.run('redo-cleanup', check=True)
+    no_traceback_anywhere(p)
+    assert sb.exists('.redo/a.lock')
+    (sb.path / 'started').unlink()
+    second = start_redo(sb, 'redo', 'a')
+    import time
+    time.sleep(0.3)
+    assert not sb.exists('started')          # the second waits for the lock
+    sb.write('go', '')
+    out1, err1 = first.communicate(timeout=30)
+    out2, err2 = second.communicate(timeout=30)
+    assert first.returncode == 0 and second.returncode == 0, (err1, err2)
+    assert sb.read('a') == 'new\n'
+    assert sb.log('runs') == ['start', 'end', 'start', 'end']
+    assert 'Output: none' not in sb.read('.redo/a.rec')
+    assert 'a-err' in sb.run('redo-log', 'a').stdout + sb.run('redo-log', 'a').stderr
+    sb.run('redo-cleanup', check=True)
+    assert not sb.exists('.redo/a.lock')
+
+
+def test_cleanup_called_by_a_do_leaves_its_build_alone(sb):
+    sb.write('a.do', 'echo partial >$3\nredo-cleanup\necho more >>$3\n')
+    sb.write('all.do', 'redo-ifchange a\ncat a\n')
+    sb.redo('all', check=True)
+    assert sb.read('a') == 'partial\nmore\n'
+    assert sb.read('all') == 'partial\nmore\n'
