@@ -10,7 +10,7 @@
 n=${0##*/}
 case $n in redo-*) c=${n#redo-} ;; *) c=redo ;; esac
 s=
-if [ "$c" = redo ]; then
+if [ "$c" = redo ] && [ "$n" != redo ]; then
   case ${1-} in
     redo|ifchange|ifcreate|always|stamp|ood|targets|sources|whichdo|log|dot|affects|cleanup) c=$1 s=1 ;;
     redo-*) c=${1#redo-} s=1 ;;
@@ -3491,11 +3491,12 @@ COMMANDS = {
 
 def command_of(argv):
     """(command, args) from the program name, or from the first argument
-    when started as redo.py, do or redo."""
+    when started as redo.py (or any name but redo and redo-*): for the
+    command `redo` every argument is a target, even one named `sources`."""
     name = os.path.basename(argv[0])
     if name.startswith('redo-') and name[5:] in COMMANDS:
         return name[5:], argv[1:]
-    if len(argv) > 1:
+    if len(argv) > 1 and name != 'redo':
         first = argv[1]
         if first.startswith('redo-') and first[5:] in COMMANDS:
             return first[5:], argv[2:]

@@ -609,3 +609,19 @@ def test_cleanup_called_by_a_do_leaves_its_build_alone(sb):
     sb.redo('all', check=True)
     assert sb.read('a') == 'partial\nmore\n'
     assert sb.read('all') == 'partial\nmore\n'
+
+
+@pytest.mark.parametrize('name', ['sources', 'cleanup', 'ifchange', 'redo-dot'])
+def test_redo_builds_a_target_named_like_a_command(sb, name):
+    # The command `redo` takes no subcommand: at top level as inside a .do,
+    # `redo sources` builds the target sources.  ./redo.py still dispatches.
+    sb.write(name + '.do', 'echo built >>runs\necho built\n')
+    sb.redo(name, check=True)
+    assert sb.read(name) == 'built\n'
+    sb.write('all.do', 'redo %s\n' % name)
+    sb.redo('all', check=True)
+    assert sb.log('runs') == ['built', 'built']
+    env = vendored(sb)
+    if name == 'sources':
+        sb.run('./redo.py', name, env=env, check=True)
+        assert sb.log('runs') == ['built', 'built']
