@@ -1636,6 +1636,7 @@ class Job:
         self.out_r = None         # the .do's stdout, a pipe
         self.out_fd = None        # .redo/out/NAME, made on the first byte
         self.out_bytes = 0
+        self.out_error = None     # why its stdout could not be kept
         self.fifo = os.path.join(run.dir, '%d.r' % jobid)
         self.fifo_fd = None
         self.gate_w = None        # the wrapper's stdin until go()
@@ -1741,10 +1742,16 @@ class Job:
                 return True
             if not data:
                 return False
-            if self.out_fd is None:
-                self.run.make_dirs(os.path.dirname(self.out))
-                self.out_fd = os.open(self.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-            write_all(self.out_fd, data)
+            if self.out_error is not None:
+                continue          # read on, so that the .do is not stopped
+            try:
+                if self.out_fd is None:
+                    self.run.make_dirs(os.path.dirname(self.out))
+                    self.out_fd = os.open(self.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+                write_all(self.out_fd, data)
+            except (OSError, Error) as e:
+                self.out_error = 'cannot keep its stdout in %s: %s' % (
+                    quote(self.out), getattr(e, 'strerror', None) or e)
             self.out_bytes += len(data)
 
     def keep_log(self, chunk):
@@ -1754,7 +1761,11 @@ class Job:
             except OSError:
                 self.log_fd = -1
         if self.log_fd >= 0:
-            write_all(self.log_fd, chunk)
+            try:
+                write_all(self.log_fd, chunk)
+            except OSError:       # a full disk: the log is only a copy
+                os.close(self.log_fd)
+                self.log_fd = -1
 
     def close(self):
         """Releases everything the job holds, but the temporary outputs (a
@@ -2639,6 +2650,8 @@ class Run(Graph):
                     '%s was killed by signal %d' % (do_name, -status))
         if fingerprint(lstat_or_none(n.path), n.path) != job.before:
             return '%s wrote to $1 itself; it should write to $3 or to stdout' % do_name
+        if job.out_error is not None:
+            return job.out_error
         if job.out_bytes > 0 and lstat_or_none(job.tmp3) is not None:
             return '%s wrote to both $3 and stdout' % do_name
         return None
@@ -2674,7 +2687,11 @@ class Run(Graph):
         rec.do = rel_path(job.do.path, os.path.dirname(n.path))
         rec.deps = job.deps
         self.stamp_run(rec, job, 0, seconds)
-        write_record(n.path, rec, self.unsynced)
+        try:
+            write_record(n.path, rec, self.unsynced)
+        except Error:
+            job.remove_temporaries()      # the old target and state stay
+            raise
         self.note_written(n.path, rec)
         try:
             if src is not None:

@@ -558,3 +558,16 @@ def test_cycle_that_appears_when_a_do_changes(sb):
     sb.write('b.do', 'echo b3\n')
     sb.ifchange('a', check=True, timeout=TIMEOUT)
     assert sb.read('b') == 'b3\n'
+
+
+def test_stdout_that_cannot_be_kept_is_a_failed_build(sb):
+    # Writing .redo/out/NAME fails (here: past the file size limit, as on a
+    # full disk): a failed build naming the file, exit 1, nothing left.
+    sb.write('big.do', 'head -c 200000 /dev/zero\n')
+    sb.write('small.do', 'echo small\n')
+    p = sb.run('sh', '-c', 'ulimit -f 50 && exec redo big small')
+    assert p.returncode == 1, p.stderr
+    assert 'Traceback' not in p.stderr
+    assert 'cannot keep its stdout in' in p.stderr and '.redo/out/big' in p.stderr
+    assert not sb.exists('big')
+    assert not sb.exists('.redo/out/big')
