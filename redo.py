@@ -2456,15 +2456,24 @@ class Run(Graph):
         self.make_dirs(os.path.join(os.path.dirname(n.path), STATE_DIR))
         path = state_file(n.path, LOCK_SUFFIX)
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o666)
+            except OSError as e:
+                raise Error('cannot open the lock %s: %s' % (quote(path), e.strerror))
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
                 return False
+            except OSError as e:
+                os.close(fd)
+                raise Error('cannot lock %s: %s' % (quote(path), e.strerror))
             # redo-cleanup removes a lock file while it holds it: locked
             # after that, this one is no longer the lock.
             st, now = os.fstat(fd), lstat_or_none(path)
+            if (st.st_mode & 0o170000) != 0o100000:
+                os.close(fd)
+                raise Error('cannot lock %s: not a regular file' % quote(path))
             if now is not None and (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev):
                 break
             os.close(fd)
@@ -3272,6 +3281,8 @@ def cmd_whichdo(args, env):
     names, _ = parse_options('whichdo', args, None, {})
     if len(names) != 1:
         raise Error('usage: ' + USAGE['whichdo'], EXIT_USAGE)
+    if not names[0]:
+        raise Error('redo-whichdo: an empty target name', EXIT_USAGE)
     g = Graph(env, getcwd())
     found = []
     for cand in do_candidates(abs_path(g.cwd, names[0]), g.top):
@@ -3448,7 +3459,7 @@ def write_trace(g, dest):
             with open(dest, 'w') as f:
                 f.write(data + '\n')
         except OSError as e:
-            raise Error('redo-log: cannot write %s: %s' % (quote(dest), e.strerror))
+            raise Error('redo-log: cannot write %s: %s' % (quote(dest), e.strerror), EXIT_USAGE)
     return EXIT_OK
 
 

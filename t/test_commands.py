@@ -625,3 +625,29 @@ def test_redo_builds_a_target_named_like_a_command(sb, name):
     if name == 'sources':
         sb.run('./redo.py', name, env=env, check=True)
         assert sb.log('runs') == ['built', 'built']
+
+
+def test_whichdo_of_an_empty_name_is_a_usage_error(sb):
+    p = sb.run('redo-whichdo', '')
+    assert p.returncode == 2
+    assert p.stdout == ''
+    assert 'empty target name' in p.stderr and 'Traceback' not in p.stderr
+
+
+def test_log_trace_that_cannot_be_written_is_a_usage_error(sb):
+    sb.write('x.do', 'echo x\n')
+    sb.redo('x', check=True)
+    for dest in ('/dev/full', str(sb.path)):
+        p = sb.run('redo-log', '--trace', dest, 'x')
+        assert p.returncode == 2, (dest, p.stderr)
+        assert 'cannot write' in p.stderr and 'Traceback' not in p.stderr
+
+
+def test_a_lock_file_that_is_not_a_file_is_named(sb):
+    sb.write('a.do', 'echo a\n')
+    (sb.path / '.redo').mkdir()
+    os.mkfifo(sb.path / '.redo' / 'a.lock')
+    p = sb.redo('a')
+    assert p.returncode == 1
+    assert 'a.lock' in p.stderr and 'not a regular file' in p.stderr
+    assert not sb.exists('a')
