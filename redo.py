@@ -403,7 +403,7 @@ def read_bytes_or_none(path):
     except OSError as e:
         raise Error('%s: %s' % (quote(path), e.strerror))
     try:
-        if (os.fstat(fd).st_mode & 0o170000) != 0o100000:
+        if not _is_file(os.fstat(fd)):
             return None
         chunks = []
         while True:
@@ -496,13 +496,20 @@ def replace_path(src, dst):
     try:
         os.rename(src, dst)
     except OSError as e:
-        os.rename(old, dst)
+        try:
+            os.rename(old, dst)
+        except OSError:
+            pass
         raise Error('cannot rename %s to %s: %s' % (quote(src), quote(dst), e.strerror))
     remove_tree(old)
 
 
 def _is_dir(st):
     return (st.st_mode & 0o170000) == 0o040000
+
+
+def _is_file(st):
+    return (st.st_mode & 0o170000) == 0o100000
 
 
 # =============================================================================
@@ -896,7 +903,6 @@ def summary_chunks(d):
     damaged file yields what came before the damage, and an entry of the
     wrong shape is skipped (Graph.read_state).  No hash guards it: one
     costs a millisecond per 1000 entries, at every start."""
-    import stat
     try:
         fd = os.open('%s/%s/%s' % (d, STATE_DIR, SUMMARY), os.O_RDONLY | os.O_NONBLOCK)
     except (OSError, ValueError):
@@ -909,7 +915,7 @@ def summary_chunks(d):
         return
     with f:
         try:
-            if not stat.S_ISREG(st.st_mode):
+            if not _is_file(st):
                 return            # a fifo would block, a device never end
             left = st.st_size
             if f.readline() != SUMMARY_MAGIC:
@@ -2463,7 +2469,7 @@ class Run(Graph):
             # redo-cleanup removes a lock file while it holds it: locked
             # after that, this one is no longer the lock.
             st, now = os.fstat(fd), lstat_or_none(path)
-            if (st.st_mode & 0o170000) != 0o100000:
+            if not _is_file(st):
                 os.close(fd)
                 raise Error('cannot lock %s: not a regular file' % quote(path))
             if now is not None and (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev):
