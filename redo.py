@@ -2388,6 +2388,11 @@ class Run(Graph):
                     return
             if self.opts.debug:
                 self.debug(n, 'out of date: ' + reason)
+            if '/%s/' % STATE_DIR in n.path + '/':
+                self.term.error('%s: redo keeps its state there, it cannot be built%s'
+                                % (quote(self.rel(n.path)), self.chain_text(n)))
+                self.finish(n, False)
+                return
             if self.stopping:
                 self.finish(n, False)
                 return

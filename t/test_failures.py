@@ -571,3 +571,18 @@ def test_stdout_that_cannot_be_kept_is_a_failed_build(sb):
     assert 'cannot keep its stdout in' in p.stderr and '.redo/out/big' in p.stderr
     assert not sb.exists('big')
     assert not sb.exists('.redo/out/big')
+
+
+@pytest.mark.parametrize('target', ['.redo', '.redo/x', 'sub/.redo/y'])
+def test_nothing_in_redo_own_state_directory_is_built(sb, target):
+    sb.write('default.do', 'echo built >>"$OLDPWD/runs" 2>/dev/null; echo hi\n')
+    sb.write('sub/keep', '')
+    p = sb.redo(target)
+    assert p.returncode == 1, p.stderr
+    assert "redo keeps its state there" in p.stderr and 'Traceback' not in p.stderr
+    assert not sb.exists('.redo/.redo') and not sb.exists('.redo/x')
+    if target != '.redo':     # which exists now, as all's state directory
+        sb.write('all.do', 'redo-ifchange %s\n' % target)
+        p = sb.redo('all')
+        assert p.returncode == 1
+        assert '(needed by all)' in p.stderr
