@@ -445,3 +445,10 @@ def test_the_largest_job_count_runs(sb):
     p = run(sb, ['redo', '-j', '1024', 'leaves'], ())
     assert p.returncode == 0, p.stderr
     assert started(sb) == sorted(names)
+
+
+def test_j0_means_one_job_per_cpu(sb):
+    sb.write('x.do', 'echo "$MAKEFLAGS"\n')
+    p = run(sb, ['redo', '-j', '0', 'x'], ())
+    assert p.returncode == 0, p.stderr
+    assert ' -j%d ' % min(os.cpu_count() or 1, 1024) in ' %s ' % sb.read('x').strip()
