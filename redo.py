@@ -2388,7 +2388,7 @@ class Run(Graph):
                     return
             if self.opts.debug:
                 self.debug(n, 'out of date: ' + reason)
-            if '/%s/' % STATE_DIR in n.path + '/':
+            if STATE_DIR in n.path.rsplit('/', 2)[1:]:
                 self.term.error('%s: redo keeps its state there, it cannot be built%s'
                                 % (quote(self.rel(n.path)), self.chain_text(n)))
                 self.finish(n, False)
@@ -2458,7 +2458,7 @@ class Run(Graph):
         import fcntl
         self.make_dirs(os.path.join(os.path.dirname(n.path), STATE_DIR))
         path = state_file(n.path, LOCK_SUFFIX)
-        while True:
+        for attempt in range(100):
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o666)
             except OSError as e:
@@ -2473,13 +2473,19 @@ class Run(Graph):
                 raise Error('cannot lock %s: %s' % (quote(path), e.strerror))
             # redo-cleanup removes a lock file while it holds it: locked
             # after that, this one is no longer the lock.
-            st, now = os.fstat(fd), lstat_or_none(path)
+            st = os.fstat(fd)
             if not _is_file(st):
                 os.close(fd)
                 raise Error('cannot lock %s: not a regular file' % quote(path))
+            try:
+                now = os.stat(path)
+            except OSError:
+                now = None
             if now is not None and (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev):
                 break
             os.close(fd)
+        else:
+            raise Error('cannot lock %s: it is replaced again and again' % quote(path))
         os.ftruncate(fd, 0)       # what a killed holder published is stale
         self.locks[n.path] = [fd, b'']    # and what it publishes (waits)
         return True
@@ -2796,7 +2802,7 @@ class Run(Graph):
             self.reply(fd, EXIT_USAGE)
             return
         cwd, _, rest = data.partition(b'\0')
-        cwd = self.physical(os.fsdecode(cwd))
+        cwd = os.fsdecode(cwd)
         if cmd == 'stamp':
             args = rest
         else:
@@ -2804,14 +2810,19 @@ class Run(Graph):
         self.ready.append((Task(self.t_serve(job, cmd, cwd, args, fd), job.node), None))
         self.pump()
 
-    def physical(self, cwd):
-        """The directory a client's $PWD names, symlinks resolved: after
-        `cd link` $PWD says link, but the .do's own `../x` starts from
-        where link points, and so must the names it asks for."""
-        path = self.physical_dirs.get(cwd)
-        if path is None:
-            path = self.physical_dirs[cwd] = os.path.realpath(cwd)
-        return path
+    def client_path(self, cwd, name):
+        """The path of a name a client gave from its $PWD.  After `cd link`
+        $PWD says link, and `../x` from there is beside where link points,
+        not beside link: a name with `..` starts from $PWD with symlinks
+        resolved.  Others keep $PWD as it is (the same file either way), so
+        that `cd gen && redo-ifchange x` and `redo-ifchange gen/x` name
+        one target."""
+        if '..' in name.split('/'):
+            real = self.physical_dirs.get(cwd)
+            if real is None:
+                real = self.physical_dirs[cwd] = os.path.realpath(cwd)
+            cwd = real
+        return abs_path(cwd, name)
 
     def reply(self, fd, status):
         try:
@@ -2843,7 +2854,7 @@ class Run(Graph):
         for a in args:
             if not a:
                 raise Error('%s: an empty target name' % prog(cmd), EXIT_USAGE)
-            n = self.node(abs_path(cwd, a))
+            n = self.node(self.client_path(cwd, a))
             self.adopt(parent, n)
             if cmd == 'redo' and not n.started:
                 n.forced = True
@@ -2877,7 +2888,7 @@ class Run(Graph):
     def serve_ifcreate(self, job, cwd, args):
         d = os.path.dirname(job.node.path)
         for a in args:
-            p = abs_path(cwd, a)
+            p = self.client_path(cwd, a)
             if exists(p):
                 raise Error('redo-ifcreate: %s exists' % quote(self.rel(p)))
             job.add_dep(Dep('Ifcreate', rel_path(p, d)))
@@ -3330,17 +3341,21 @@ def cmd_cleanup(args, env):
 
 
 def cleanup_state_dir(sd):
+    """Removes the lock, log and temporaries of each target in sd, holding
+    its lock while it does: a target being built (its lock held) keeps them
+    all, and one whose build starts meanwhile waits for the lock.  The .tmp
+    files and moved-aside outputs of live processes stay too."""
     try:
         names = os.listdir(sd)
     except OSError as e:
         raise Error('cannot read %s: %s' % (quote(sd), e.strerror))
-    busy = set()                  # state keys of the targets being built
+    files = {}                    # state key -> its files to remove
     for name in names:
-        if name.endswith(LOCK_SUFFIX) and not remove_lock(os.path.join(sd, name)):
-            busy.add(name[:-len(LOCK_SUFFIX)])
-    for name in names:
-        if name.endswith(LOG_SUFFIX) and name[:-len(LOG_SUFFIX)] not in busy \
-                or name.endswith('.tmp') and not pid_alive(name[:-4].rpartition('.')[2]):
+        if name.endswith(LOCK_SUFFIX):
+            files.setdefault(name[:-len(LOCK_SUFFIX)], [])
+        elif name.endswith(LOG_SUFFIX):
+            files.setdefault(name[:-len(LOG_SUFFIX)], []).append(os.path.join(sd, name))
+        elif name.endswith('.tmp') and not pid_alive(name[:-4].rpartition('.')[2]):
             unlink_quiet(os.path.join(sd, name))
     for kind in (TMP3_DIR, STDOUT_DIR):
         kd = os.path.join(sd, kind)
@@ -3349,33 +3364,35 @@ def cleanup_state_dir(sd):
         except OSError:
             continue
         for name in entries:
-            if name.startswith('old.') and pid_alive(name[4:]) or state_key(name) in busy:
-                continue
-            remove_tree(os.path.join(kd, name))
-        try:
-            os.rmdir(kd)
-        except OSError:
-            pass
+            if name.startswith('old.'):
+                if not pid_alive(name[4:]):
+                    remove_tree(os.path.join(kd, name))
+            else:
+                files.setdefault(state_key(name), []).append(os.path.join(kd, name))
+    for key, paths in files.items():
+        remove_locked(os.path.join(sd, key + LOCK_SUFFIX), paths)
 
 
-def remove_lock(path):
-    """Removes a lock file unless a build holds it (then False).  It is
-    removed while locked: a run that locked it meanwhile sees the file
-    gone, and locks the new one (Run.take_lock)."""
+def remove_locked(lock, paths):
+    """Removes paths, then the lock file, holding the lock (made if need
+    be); nothing if a build holds it.  A run that opened the lock file
+    meanwhile finds it gone once it has the lock, and takes a new one
+    (Run.take_lock)."""
     import fcntl
     try:
-        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o666)
     except OSError:
-        return True
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return False
+            return
         except OSError:
             pass                  # cannot be locked: not one redo made
-        unlink_quiet(path)
-        return True
+        for path in paths:
+            remove_tree(path)
+        unlink_quiet(lock)
     finally:
         os.close(fd)
 

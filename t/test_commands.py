@@ -651,3 +651,26 @@ def test_a_lock_file_that_is_not_a_file_is_named(sb):
     assert p.returncode == 1
     assert 'a.lock' in p.stderr and 'not a regular file' in p.stderr
     assert not sb.exists('a')
+
+
+def test_cleanup_called_before_the_do_writes_leaves_its_build_alone(sb):
+    sb.write('all.do', 'redo-cleanup\necho hi >$3\n')
+    sb.redo('all', check=True)
+    assert sb.read('all') == 'hi\n'
+
+
+def test_cleanup_and_a_build_that_starts_during_it(sb):
+    # Many lock files make the cleanup long; a build started meanwhile must
+    # end with its output in place, whichever files cleanup saw.
+    (sb.path / '.redo').mkdir()
+    for i in range(8000):
+        (sb.path / '.redo' / ('junk%d.lock' % i)).touch()
+    sb.write('x.do', 'echo data >$3\nsleep 0.5\n')
+    cleanup = start_redo(sb, 'redo-cleanup')
+    import time
+    time.sleep(0.05)
+    p = sb.redo('x')
+    cleanup.communicate(timeout=60)
+    assert p.returncode == 0 and cleanup.returncode == 0, p.stderr
+    assert sb.read('x') == 'data\n'
+    assert 'Output: none' not in sb.read('.redo/x.rec')

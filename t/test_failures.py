@@ -586,3 +586,23 @@ def test_nothing_in_redo_own_state_directory_is_built(sb, target):
         p = sb.redo('all')
         assert p.returncode == 1
         assert '(needed by all)' in p.stderr
+
+
+def test_a_project_below_a_directory_named_redo_builds(sb):
+    sb.write('.redo/proj/all.do', 'echo hi\n')
+    p = sb.redo('all', cwd=sb.path / '.redo' / 'proj')
+    assert p.returncode == 0, p.stderr
+    assert sb.read('.redo/proj/all') == 'hi\n'
+
+
+def test_a_lock_file_that_is_a_symlink_to_a_file_works(sb, tmp_path):
+    # As a symlink farm (cp -rs, stow) of a tree with .redo makes.
+    sb.write('y.do', 'echo hi\n')
+    (sb.path / '.redo').mkdir()
+    elsewhere = tmp_path / 'locks'
+    elsewhere.mkdir()
+    (elsewhere / 'y.lock').touch()
+    os.symlink(elsewhere / 'y.lock', sb.path / '.redo' / 'y.lock')
+    p = sb.run('redo', 'y', timeout=20)
+    assert p.returncode == 0, p.stderr
+    assert sb.read('y') == 'hi\n'

@@ -543,3 +543,17 @@ def test_a_do_that_cds_through_a_symlink_depends_on_what_it_reads(sb):
     sb.write('proj/x', 'NOT READ\n')
     p = sb.ifchange('proj/out', check=True)
     assert 'redo' not in p.stderr       # nothing rebuilt
+
+
+def test_a_target_named_through_a_symlinked_directory_is_one_target(sb):
+    # `redo-ifchange gen/x.o` and `cd gen && redo-ifchange x.o`, gen a
+    # symlink: one target, built once, and up to date the next time.
+    (sb.path / 'build' / 'gen').mkdir(parents=True)
+    os.symlink('build/gen', sb.path / 'gen')
+    sb.write('default.o.do', 'echo built >&2\necho obj\n')
+    sb.write('all.do', 'redo-ifchange gen/x.o\ncd gen && redo-ifchange x.o\n')
+    first = sb.ifchange('all', check=True)
+    assert first.stderr.count('built') == 1, first.stderr
+    for _ in range(3):
+        p = sb.ifchange('all', check=True)
+        assert 'built' not in p.stderr, p.stderr
