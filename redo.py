@@ -2817,7 +2817,7 @@ class Run(Graph):
         resolved.  Others keep $PWD as it is (the same file either way), so
         that `cd gen && redo-ifchange x` and `redo-ifchange gen/x` name
         one target."""
-        if '..' in name.split('/'):
+        if '..' in name and '..' in name.split('/'):
             real = self.physical_dirs.get(cwd)
             if real is None:
                 real = self.physical_dirs[cwd] = os.path.realpath(cwd)
