@@ -1549,7 +1549,8 @@ class Slots:
 # stdout into dir/.redo/out/name and stderr into a pipe that the coordinator
 # copies to its stderr and to dir/.redo/name.log.  posix_spawn cannot change
 # directory, so a one-line sh wrapper does the cd and then sources the .do
-# (or execs it when it is executable): `sh -e file.do` in one process.
+# (or execs it when it is executable and starts with `#!`, see
+# runs_by_itself): `sh -e file.do` in one process.
 #
 # The wrapper first reads a `go` line from its stdin, a pipe from the
 # coordinator, then takes /dev/null as stdin.  So the shell can be started
@@ -2458,7 +2459,7 @@ class Run(Graph):
         import fcntl
         self.make_dirs(os.path.join(os.path.dirname(n.path), STATE_DIR))
         path = state_file(n.path, LOCK_SUFFIX)
-        for attempt in range(100):
+        for _ in range(100):
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o666)
             except OSError as e:
