@@ -1883,12 +1883,11 @@ def _int_env(env, name, default):
     value = env.get(name, '')
     if not value:
         return default
-    try:
-        n = int(value)
-    except ValueError:
-        raise Error('%s=%s: not a number' % (name, value), EXIT_USAGE)
-    if n < 0:
+    if value.startswith('-') and value[1:].isascii() and value[1:].isdigit():
         raise Error('%s=%s: must be 0 or more' % (name, value), EXIT_USAGE)
+    if not (value.isascii() and value.isdigit()):    # as -j: no ' 2', no 1_0
+        raise Error('%s=%s: not a number' % (name, value), EXIT_USAGE)
+    n = int(value)
     if name == ENV_JOBS and n > MAX_JOBS:
         raise Error('%s=%s: at most %d' % (name, value, MAX_JOBS), EXIT_USAGE)
     return n

@@ -72,7 +72,7 @@ def test_redo_jobs_is_passed_to_nested_redo(sb):
     assert sb.log('overlaps') == []
 
 
-@pytest.mark.parametrize('value', ['abc', '-1', '1.5'])
+@pytest.mark.parametrize('value', ['abc', '-1', '1.5', ' 2', '2 ', '1_0', '+2', '\uff12'])
 def test_redo_jobs_bad_value_is_a_usage_error(sb, value):
     sb.write('x.do', 'echo x >>runs\necho x\n')
     p = sb.redo('x', env={'REDO_JOBS': value})
