@@ -1,5 +1,9 @@
 """Small checks shared by several test files."""
 
+import shutil
+
+import pytest
+
 
 def no_traceback(p):
     """No Python traceback on the stderr (text or bytes) of the finished
@@ -14,3 +18,20 @@ def no_traceback_anywhere(p):
     its stdout."""
     assert 'Traceback' not in p.stderr, p.stderr
     assert 'Traceback' not in p.stdout, p.stdout
+
+
+def strace(sb, calls, *args, env=None):
+    """Runs args in the sandbox under strace -f, tracing the system calls
+    calls (with the path of each file descriptor shown); returns (the
+    finished process, the trace lines).  Skips the test where strace is
+    missing or not allowed."""
+    if shutil.which('strace') is None:
+        pytest.skip('no strace')
+    out = sb.path.parent / (sb.path.name + '.strace')
+    p = sb.run('strace', '-f', '-qq', '-y', '-e', 'signal=none', '-e', 'trace=' + calls,
+               '-o', str(out), *args, env=env)
+    if not out.exists() or 'strace: ' in p.stderr:
+        pytest.skip('strace does not work here: %s' % p.stderr.strip()[:200])
+    lines = out.read_text(errors='replace').splitlines()
+    out.unlink()
+    return p, lines

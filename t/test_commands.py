@@ -508,6 +508,25 @@ def test_affects_lists_targets_that_would_rebuild(sb):
     assert sorted(sb.log('runs')[before:]) == ['a', 'all']
 
 
+def test_affects_and_dot_paths_are_relative_to_current_directory(sb):
+    sb.write('sub/src', 's\n')
+    sb.write('sub/deeper/src2', 't\n')
+    sb.write('sub/deeper/y.do', 'redo-ifchange src2\ncat src2\n')
+    sb.write('sub/x.do', 'redo-ifchange src deeper/y\ncat src deeper/y\n')
+    sb.redo('sub/x', check=True)
+    sub = sb.path / 'sub'
+    p = sb.run('redo-affects', 'deeper/src2', cwd=sub, check=True)
+    assert sorted(lines(p.stdout)) == ['deeper/y', 'x']
+    p = sb.run('redo-affects', 'src2', cwd=sub / 'deeper', check=True)
+    assert lines(p.stdout) == ['y']
+    p = sb.run('redo-affects', 'sub/deeper/src2', check=True)
+    assert sorted(lines(p.stdout)) == ['sub/deeper/y', 'sub/x']
+    p = sb.run('redo-dot', cwd=sub, check=True)
+    assert {('x', 'src'), ('x', 'deeper/y'), ('deeper/y', 'deeper/src2')} <= dot_edges(p.stdout)
+    p = sb.run('redo-dot', 'y', cwd=sub / 'deeper', check=True)
+    assert ('y', 'src2') in dot_edges(p.stdout)
+
+
 def test_affects_unknown_file_lists_nothing(sb):
     small_tree(sb)
     sb.redo('all', check=True)

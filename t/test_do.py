@@ -124,6 +124,27 @@ def test_do_search_new_nearer_default_in_subdir_rebuilds(sb):
     assert sb.read('sub/x') == 'inner\n'
 
 
+def test_do_search_new_default_in_an_intermediate_parent_rebuilds(sb):
+    # The candidates between the target's directory and the .do found
+    # (here a/default.o.do, a/default.do) are recorded too.
+    sb.write('.redo/top', '')
+    log = 'echo %s >>"' + str(sb.path) + '/runs"\necho %s\n'
+    sb.write('default.o.do', log % ('top', 'top'))
+    sb.write('a/b/keep', '')
+    sb.ifchange('a/b/x.o', check=True)
+    sb.ifchange('a/b/x.o', check=True)
+    assert sb.read('a/b/x.o') == 'top\n'
+    assert sb.log('runs') == ['top']
+    sb.write('a/default.do', log % ('mid', 'mid'))
+    sb.ifchange('a/b/x.o', check=True)
+    assert sb.read('a/b/x.o') == 'mid\n'
+    sb.write('a/default.o.do', log % ('mid-o', 'mid-o'))
+    sb.ifchange('a/b/x.o', check=True)
+    assert sb.read('a/b/x.o') == 'mid-o\n'
+    sb.ifchange('a/b/x.o', check=True)
+    assert sb.log('runs') == ['top', 'mid', 'mid-o']
+
+
 def test_do_search_found_do_is_an_ifchange_dependency(sb):
     sb.write('x.do', 'echo x >>runs\necho one\n')
     sb.ifchange('x', check=True)
@@ -326,6 +347,24 @@ def test_output_that_cannot_be_put_in_place_is_a_failed_build(sb):
         subprocess.run(['chattr', '-i', str(sb.path / 'x')])
     sb.ifchange('x', check=True)
     assert sb.read('x') == 'v2\n'
+
+
+@pytest.mark.parametrize('how', ['stdout', 'dollar3'])
+def test_output_replaces_the_target_by_rename(sb, how):
+    # A reader holding the old target (here a second name for its file)
+    # keeps the old content whole: the new target is a new file renamed
+    # over the old, not the old file rewritten.
+    out = 'cat src' if how == 'stdout' else 'cat src >$3'
+    sb.write('src', 'old\n')
+    sb.write('x.do', 'redo-ifchange src\n%s\n' % out)
+    sb.ifchange('x', check=True)
+    os.link(sb.path / 'x', sb.path / 'held')
+    before = os.stat(sb.path / 'x').st_ino
+    sb.write('src', 'new content\n')
+    sb.ifchange('x', check=True)
+    assert sb.read('x') == 'new content\n'
+    assert os.stat(sb.path / 'x').st_ino != before
+    assert sb.read('held') == 'old\n'
 
 
 def test_output_both_stdout_and_dollar3_is_an_error(sb):

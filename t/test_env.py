@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from conftest import ROOT
 from helpers import no_traceback
 
 SGR = re.compile(r'\x1b\[[0-9;]*m')
@@ -370,6 +371,23 @@ def test_internal_variables_start_with_redo(sb):
     assert seen['PATH'].endswith(given['PATH'])
     # and nothing the user set is lost
     assert set(given) - {'PWD', 'OLDPWD'} <= set(seen)
+
+
+def test_internal_variables_are_documented_in_the_readme(sb):
+    # Whatever options are given, each REDO_* variable a .do sees (at any
+    # depth) is named in the README.
+    readme = (ROOT / 'README').read_text()
+    sb.write('x.do', 'env | sed -n "s/^\\(REDO_[A-Za-z0-9_]*\\)=.*/\\1/p" >>"%s/vars"\n'
+                     'redo-ifchange y\n' % sb.path)
+    sb.write('y.do', 'env | sed -n "s/^\\(REDO_[A-Za-z0-9_]*\\)=.*/\\1/p" >>"%s/vars"\n' % sb.path)
+    sb.redo('x', check=True)
+    sb.redo('-j2', '-k', '-d', '-xx', '-vv', '-s', 'x', check=True)
+    sb.redo('x', env={'REDO_LOGS': '0', 'REDO_STOP_IF_MODIFIED': '1', 'REDO_TOP_DIR': '.',
+                      'REDO_TRACE': '1', 'REDO_SILENT': '1', 'REDO_KEEP_GOING': '1'}, check=True)
+    seen = set(sb.log('vars'))
+    assert {'REDO_TARGET', 'REDO_RUN'} <= seen, seen
+    undocumented = sorted(v for v in seen if not re.search(r'(?<![A-Z_])%s(?![A-Z_])' % v, readme))
+    assert undocumented == [], seen
 
 
 # ---------------------------------------------------------------------------

@@ -225,8 +225,8 @@ def test_colour_on_terminal_is_allowed(sb):
     assert 'redo  all' in SGR.sub('', raw)
 
 
-@pytest.mark.parametrize('extra', [{'NO_COLOR': '1'}, {'TERM': 'dumb'}],
-                         ids=['NO_COLOR', 'TERM=dumb'])
+@pytest.mark.parametrize('extra', [{'NO_COLOR': '1'}, {'NO_COLOR': '0'}, {'TERM': 'dumb'}],
+                         ids=['NO_COLOR', 'NO_COLOR=0', 'TERM=dumb'])
 def test_no_colour_with_no_color_or_dumb_terminal(sb, extra):
     colour_tree(sb)
     status, raw = run_pty(sb, ['redo', '--no-progress', 'all'], tty_env(sb))

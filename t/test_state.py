@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from helpers import no_traceback
+from helpers import no_traceback, strace
 
 
 # ---------------------------------------------------------------------------
@@ -165,6 +165,27 @@ def test_state_sync_mode_writes_valid_state(sb):
     sb.ifchange('x', check=True)
     assert sb.log('runs') == ['x']
     assert set(rec_files(sb.path)) == {b'x'}
+
+
+SYNC_CALLS = 'fsync,fdatasync,sync,syncfs,sync_file_range'
+
+
+@pytest.mark.parametrize('value, synced', [(None, True), ('0', True), ('1', False)],
+                         ids=['unset', 'REDO_NO_SYNC=0', 'REDO_NO_SYNC=1'])
+def test_state_is_fsynced_unless_redo_no_sync(sb, value, synced):
+    if value is None:
+        del sb.env['REDO_NO_SYNC']
+    else:
+        sb.env['REDO_NO_SYNC'] = value
+    sb.write('x.do', 'echo x\n')
+    p, trace = strace(sb, SYNC_CALLS, 'redo', 'x')
+    assert p.returncode == 0, p.stderr
+    assert sb.read('x') == 'x\n'
+    state = [ln for ln in trace if '/.redo/x.rec>' in ln]
+    if synced:
+        assert state, '\n'.join(trace)
+    else:
+        assert trace == [], '\n'.join(trace)
 
 
 # ---------------------------------------------------------------------------

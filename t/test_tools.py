@@ -24,6 +24,7 @@ import shlex
 import shutil
 import stat
 import subprocess
+import sys
 
 import pytest
 
@@ -543,6 +544,32 @@ def test_no_newer_standard_library_names():
     assert newer_python_uses(REDO_PY.read_text(), 'redo.py') == []
     for s in launcher_python_snippets():
         assert newer_python_uses(s, '<launcher>') == []
+
+
+def imported_modules(src, name):
+    """The top-level names of the modules src imports, anywhere in it (also
+    inside functions and try blocks), as {module: first line}."""
+    found = {}
+    for node in ast.walk(ast.parse(src, name)):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                found.setdefault(a.name.split('.')[0], node.lineno)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.setdefault(node.module.split('.')[0], node.lineno)
+    return found
+
+
+def test_only_the_standard_library_is_imported():
+    # SPEC §1: standard library only.  The list of its modules is the
+    # running Python's (3.10 or newer has one).
+    stdlib = getattr(sys, 'stdlib_module_names', None)
+    if stdlib is None:
+        pytest.skip('this Python does not list its standard library modules')
+    mods = imported_modules(REDO_PY.read_text(), 'redo.py')
+    for s in launcher_python_snippets():
+        mods.update(imported_modules(s, '<launcher>'))
+    assert 'os' in mods and 'signal' in mods, mods      # the walk finds them
+    assert {m: line for m, line in mods.items() if m not in stdlib} == {}
 
 
 CHECKER_SAMPLES = [
@@ -1289,3 +1316,18 @@ def test_example_ships_no_build_state():
         pytest.skip('not a git checkout')
     files = [os.path.relpath(f, 't/example') for f in r.stdout.splitlines()]
     assert [f for f in files if '.redo' in f.split(os.sep)] == []
+
+
+def test_repository_top_level_is_what_the_spec_lists():
+    # SPEC §1: redo.py, install.sh, t/, README, COPYING and .ci/, nothing
+    # else at the top (what git tracks; a build's own files are not).
+    try:
+        r = subprocess.run(['git', 'ls-files'], cwd=str(ROOT),
+                           capture_output=True, text=True, timeout=30)
+    except OSError:
+        r = None
+    if r is None or r.returncode != 0 or not r.stdout:
+        pytest.skip('not a git checkout')
+    top = {f.split('/')[0] for f in r.stdout.splitlines()}
+    assert top == {'redo.py', 'install.sh', 't', 'README', 'COPYING', '.ci'}
+    assert os.access(REDO_PY, os.X_OK) and os.access(INSTALL_SH, os.X_OK)

@@ -10,6 +10,8 @@ import shutil
 
 import pytest
 
+from helpers import strace
+
 SEC = 10 ** 9
 
 
@@ -130,6 +132,24 @@ def test_touch_refreshes_the_stored_stamp(sb):
     assert str(new) in state_text(sb)
 
 
+def test_unchanged_dependency_is_not_read(sb):
+    # Its stored size, inode, mode, mtime and ctime all equal: no need to
+    # read it.  Once touched, it is read (hashed) to decide.
+    do(sb, 'a', 'redo-ifchange src\ncat src\n')
+    sb.write('src', 'x\n')
+    sb.ifchange('a', check=True)
+    runs(sb)
+    p, trace = strace(sb, 'open,openat,openat2', 'redo-ifchange', 'a')
+    assert p.returncode == 0, p.stderr
+    assert runs(sb) == []
+    assert not [ln for ln in trace if re.search(r'"(?:[^"]*/)?src"', ln)], '\n'.join(trace)
+    shift_times(sb.path / 'src', 3 * SEC)
+    p, trace = strace(sb, 'open,openat,openat2', 'redo-ifchange', 'a')
+    assert p.returncode == 0, p.stderr
+    assert runs(sb) == []
+    assert [ln for ln in trace if re.search(r'"(?:[^"]*/)?src"', ln)], '\n'.join(trace)
+
+
 def test_same_second_edit_of_same_size_is_rebuilt(sb):
     do(sb, 'a', 'redo-ifchange src\ncat src\n')
     p = sb.write('src', 'aaaa\n')
@@ -172,6 +192,21 @@ def test_chmod_x_of_dependency_rebuilds(sb):
     sb.ifchange('a', check=True)
     assert runs(sb) == ['a']
     assert sb.read('a') == 'plain\n'
+
+
+@pytest.mark.parametrize('before, after', [(0o644, 0o600), (0o600, 0o640), (0o755, 0o4755)],
+                         ids=['go-r', 'g+r', 'u+s'])
+def test_any_permission_bit_change_of_dependency_rebuilds(sb, before, after):
+    # Not only the x bits: `ls -l`, a tar of it, an install would differ.
+    do(sb, 'a', 'redo-ifchange src\nls -l src | cut -c1-10\n')
+    sb.write('src', 'data\n', mode=before)
+    sb.ifchange('a', check=True)
+    first = sb.read('a')
+    runs(sb)
+    os.chmod(sb.path / 'src', after)
+    sb.ifchange('a', check=True)
+    assert runs(sb) == ['a']
+    assert sb.read('a') != first
 
 
 def test_new_hard_link_alone_rebuilds_nothing(sb):
