@@ -168,6 +168,27 @@ def test_redo_top_dir_limits_whichdo(sb):
                                 'default.c.do', 'default.do']
 
 
+# BUG: with REDO_TOP_DIR set, redo ignores every .redo/top marker (it checks
+# for one only when REDO_TOP_DIR is unset), so the search goes on past the
+# marker to the .do files of the directories above it.
+@pytest.mark.xfail(strict=True, reason='BUG: REDO_TOP_DIR makes redo ignore .redo/top')
+@pytest.mark.parametrize('top', ['.', 'proj', 'elsewhere'])
+def test_redo_top_dir_and_a_redo_top_marker_whichever_is_met_first(sb, top):
+    # SPEC §3: the search goes up to $REDO_TOP_DIR or to a directory holding
+    # .redo/top, whichever it meets first.
+    top_tree(sb)
+    sb.write('proj/sub/.redo/top', '')
+    sb.write('elsewhere/keep', '')
+    env = {'REDO_TOP_DIR': str(sb.path / top)}
+    p = sb.ifchange('proj/sub/z', env=env)
+    no_traceback(p)
+    assert p.returncode != 0
+    assert not sb.exists('proj/sub/z')
+    p = sb.run('redo-whichdo', 'z', cwd=sb.path / 'proj' / 'sub', env=env)
+    assert p.returncode == 1
+    assert p.stdout.split() == ['z.do', 'default.do']
+
+
 # ---------------------------------------------------------------------------
 # REDO_NO_SYNC
 # ---------------------------------------------------------------------------
