@@ -1006,7 +1006,7 @@ def do_candidates(path, top, exists_fn=exists):
             name = 'default%s.do' % ext
             arg1 = sub + base
             yield os.path.join(d, name), d, arg1, arg1[:len(arg1) - len(ext)]
-        if d == '/' or d == top or (top is None and exists_fn(os.path.join(d, STATE_DIR, 'top'))):
+        if d == '/' or d == top or exists_fn(os.path.join(d, STATE_DIR, 'top')):
             return
         d, part = os.path.split(d)
         sub = part + '/' + sub

@@ -168,10 +168,6 @@ def test_redo_top_dir_limits_whichdo(sb):
                                 'default.c.do', 'default.do']
 
 
-# BUG: with REDO_TOP_DIR set, redo ignores every .redo/top marker (it checks
-# for one only when REDO_TOP_DIR is unset), so the search goes on past the
-# marker to the .do files of the directories above it.
-@pytest.mark.xfail(strict=True, reason='BUG: REDO_TOP_DIR makes redo ignore .redo/top')
 @pytest.mark.parametrize('top', ['.', 'proj', 'elsewhere'])
 def test_redo_top_dir_and_a_redo_top_marker_whichever_is_met_first(sb, top):
     # SPEC §3: the search goes up to $REDO_TOP_DIR or to a directory holding
