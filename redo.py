@@ -330,19 +330,46 @@ def exists(path):
 def guard_std_fds():
     """Opens /dev/null on the standard fds the caller closed (`redo 2>&-`),
     so that no file redo opens takes their number and gets what was meant
-    for stderr.  Messages for a closed stderr go nowhere; sys.stdin and
-    sys.stdout stay None, and std_stream refuses them."""
+    for stderr; also on fd 1 or 2 open for reading only (bash as /bin/sh,
+    given `2>&-`, leaves the script it ran there).  Messages for a closed
+    stderr go nowhere; sys.stdin and sys.stdout stay None, and std_stream
+    refuses them."""
     for fd in (0, 1, 2):
         try:
             os.fstat(fd)
+            ok = True
         except OSError:
-            null = os.open(os.devnull, os.O_RDWR)
-            if null != fd:
-                os.dup2(null, fd)
-                os.close(null)
-            os.set_inheritable(fd, True)
+            ok = False
+        if ok and (fd == 0 or _fd_flags(fd) & os.O_ACCMODE != os.O_RDONLY):
+            continue
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        os.set_inheritable(fd, True)
     if sys.stderr is None:
         sys.stderr = open(os.devnull, 'w')
+
+
+def _fd_flags(fd):
+    """The open flags of fd, from /proc (a write of no bytes would tell
+    too, but stops a background process under `stty tostop`); -1 where
+    there is no /proc."""
+    try:
+        f = os.open('/proc/self/fdinfo/%d' % fd, os.O_RDONLY)
+    except OSError:
+        return -1
+    try:
+        data = os.read(f, 512)
+    except OSError:
+        return -1
+    finally:
+        os.close(f)
+    i = data.find(b'flags:')
+    try:
+        return int(data[i + 6:data.index(b'\n', i)], 8) if i >= 0 else -1
+    except ValueError:
+        return -1
 
 
 def std_stream(name):
