@@ -3074,7 +3074,7 @@ HELP = {
            'Chrome trace-event JSON (open it in Perfetto or chrome://tracing).',
     'dot': 'Prints the dependency graph in Graphviz dot: targets as boxes, sources\n'
            'as ellipses, out-of-date targets in red.',
-    'affects': 'Lists the targets that would be rebuilt if these files changed.',
+    'affects': 'Lists the targets that would be rebuilt if these files changed or were created.',
     'cleanup': 'Removes redo\'s temporary, lock and log files under this directory\n'
                '(never targets, sources or the state of what was built).',
 }
@@ -3341,9 +3341,14 @@ def cmd_affects(args, env):
     users = {}
     for p, rec in walk_records(g.cwd):
         d = os.path.dirname(p)
-        for dep in rec.deps:
-            if dep.kind == 'Dep':
-                users.setdefault(abs_path(d, dep.name), []).append(p)
+        for dep in rec.deps:      # ifcreate too: a file that comes is a change
+            users.setdefault(abs_path(d, dep.name), []).append(p)
+        if rec.do:                # and a .do that would be found first
+            do = abs_path(d, rec.do)
+            for cand in do_candidates(p, g.top, g.exists_memo):
+                if cand[0] == do:
+                    break
+                users.setdefault(cand[0], []).append(p)
     todo = [abs_path(g.cwd, f) for f in files]
     seen = set()
     while todo:

@@ -527,6 +527,27 @@ def test_affects_and_dot_paths_are_relative_to_current_directory(sb):
     assert ('y', 'src2') in dot_edges(p.stdout)
 
 
+def test_affects_counts_files_that_would_come(sb):
+    # An ifcreate dependency, and a .do that would be found before the one
+    # that builds the target, change what is built when they are created.
+    sb.write('x.do', 'redo-ifcreate cfg\necho x\n')
+    sb.write('default.o.do', 'echo o\n')
+    sb.write('all.do', 'redo-ifchange x sub/y.o\n')
+    sb.write('sub/keep', '')
+    sb.redo('all', check=True)
+    p = sb.run('redo-affects', 'cfg', check=True)
+    assert sorted(lines(p.stdout)) == ['all', 'x']
+    for do in ('sub/y.o.do', 'sub/default.o.do', 'sub/default.do'):
+        p = sb.run('redo-affects', do, check=True)
+        assert sorted(lines(p.stdout)) == ['all', 'sub/y.o'], do
+    p = sb.run('redo-affects', 'default.do', check=True)
+    assert p.stdout == ''         # after default.o.do: it would not be used
+    # and it is a prediction that holds
+    sb.write('sub/default.do', 'echo sub >>"%s/runs"\necho sub\n' % sb.path)
+    sb.ifchange('all', check=True)
+    assert sb.read('sub/y.o') == 'sub\n'
+
+
 def test_affects_unknown_file_lists_nothing(sb):
     small_tree(sb)
     sb.redo('all', check=True)
