@@ -1595,7 +1595,9 @@ WRAP_SOURCE = WRAP_GATE + 'cd -- "$1" || exit 111; shift; %s. "$0"'
 # then costs no process at all.  Being in the .do's own shell, they use
 # names of their own, keep `set -C` as they found it, fail only where a
 # command would (errexit applies at the call), and make the request's name
-# unique with O_EXCL, since $$ is the same in the .do's subshells.  Calls
+# unique with O_EXCL, since $$ is the same in the .do's subshells (the
+# coordinator removes the request file at `done`, so a name is not taken
+# again while its call waits).  Calls
 # with an option, and commands started otherwise (xargs, exec, #! scripts),
 # use the programs in REDO_RUN/bin.  Left out under -x and -v, whose traces
 # would show them.
@@ -2801,6 +2803,9 @@ class Run(Graph):
                 self.on_request(cmd, jobid, pid, kind)
 
     def on_done(self, jobid, pid, kind):
+        # The request file goes only now: while it is there, no subshell of
+        # the same .do (the same $$) can take its name (see CLIENT_FUNCTIONS).
+        unlink_quiet(os.path.join(self.dir, '%s.q' % pid))
         if kind == 'J':
             unlink_quiet(os.path.join(self.dir, '%s.c' % jobid))
         else:
@@ -2819,9 +2824,7 @@ class Run(Graph):
             except OSError:
                 return
             self.replies[(jobid, pid)] = fd
-        qpath = os.path.join(self.dir, '%s.q' % pid)
-        data = read_bytes_or_none(qpath)
-        unlink_quiet(qpath)
+        data = read_bytes_or_none(os.path.join(self.dir, '%s.q' % pid))
         if fd is None:
             return
         if job is None or data is None:

@@ -17,6 +17,7 @@ timing.
 
 import os
 import re
+import shutil
 import signal
 import time
 
@@ -244,6 +245,26 @@ def test_parallel_commands_from_one_do(sb):
     assert max_running(sb) == 3
     assert sb.read('all') == 'a1\nb1\nc1\n'
     assert sorted(started(sb)) == ['a1', 'a2', 'b1', 'b2', 'c1', 'c2']
+
+
+@pytest.mark.parametrize('call', ['redo-ifchange p$i.o &', '(redo-ifchange p$i.o; :) &'])
+def test_many_calls_at_once_from_one_do_are_each_served(sb, call):
+    # The calls share the .do's $$: each must still get a request name of
+    # its own for as long as it waits (one reused a name taken by a call
+    # still waiting, and a target was neither built nor recorded, or the
+    # run hung).
+    sb.write('default.o.do', 'sleep 0.05; echo $1\n')
+    sb.write('all.do', 'for i in $(seq 16); do %s done\nwait\n' % call)
+    for _ in range(3):
+        for f in sb.path.glob('p*.o'):
+            f.unlink()
+        shutil.rmtree(sb.path / '.redo', ignore_errors=True)
+        p = sb.redo('-j4', 'all', timeout=30)
+        assert p.returncode == 0, p.stderr
+        assert 'File exists' not in p.stderr and 'lost contact' not in p.stderr, p.stderr
+        assert sorted(f.name for f in sb.path.glob('p*.o')) == sorted('p%d.o' % i for i in range(1, 17))
+        deps = [ln for ln in sb.read('.redo/all.rec').splitlines() if ln.startswith('Dep:')]
+        assert len(deps) == 17, deps         # all.do and the 16
 
 
 NESTED_RUN = {
