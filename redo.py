@@ -1313,7 +1313,9 @@ class Graph:
             return 'its last build failed', ()
         reason = self.why_modified(n, rec)
         if reason is not None:
-            return reason, ()
+            if reason is MODIFIED:
+                n.rec = None      # a source now: dependents compare its content,
+            return reason, ()     # not the stamp or build id of the record
         if n.forced:
             return 'redo was asked to build it', ()
         if rec.always:

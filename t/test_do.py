@@ -546,6 +546,27 @@ def test_hand_edited_target_is_a_source_from_then_on(sb):
     assert sb.log('runs') == ['a', 'x', 'a']
 
 
+@pytest.mark.parametrize('kind', ['stamped', 'virtual'])
+def test_hand_edited_stamped_or_virtual_target_is_seen_by_its_dependents(sb, kind):
+    # Its dependents compared the stamp (or, for a target that made no
+    # file, the build id) kept in its state, which a hand edit leaves alone.
+    sb.write('src', 'one\n')
+    if kind == 'stamped':
+        sb.write('x.do', 'redo-ifchange src\nredo-stamp <src\ncat src\n')
+    else:
+        sb.write('x.do', 'redo-ifchange src\n')
+    sb.write('a.do', 'echo a >>runs\nredo-ifchange x\ncat x 2>/dev/null || echo no x\n')
+    sb.ifchange('a', check=True)
+    sb.write('x', 'by hand\n')
+    assert sb.run('redo-ood', check=True).stdout.split() == ['a']
+    p = sb.ifchange('a', check=True)
+    assert 'x' in p.stderr and 'warning' in p.stderr.lower()
+    assert sb.read('a') == 'by hand\n'
+    sb.ifchange('a', check=True)
+    assert sb.log('runs') == ['a', 'a']
+    assert sb.read('x') == 'by hand\n'
+
+
 def test_hand_edited_target_with_stop_if_modified_is_an_error(sb):
     sb.write('x.do', 'echo x >>runs\necho built\n')
     sb.ifchange('x', check=True)
