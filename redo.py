@@ -729,6 +729,11 @@ def identity(path, mode):
     return 'f%o:%s' % (perm, h.hexdigest())
 
 
+def own(ident):
+    """Of a symlink's identity, the part that is the link itself."""
+    return ident.partition('>')[0] if ident.startswith('l:') else ident
+
+
 def stamp_of_data(data):
     h = _hasher()
     h.update(data)
@@ -1279,23 +1284,25 @@ class Graph:
         return n.ident, False
 
     def why_modified(self, n, rec):
-        """Compares a built target with what its state says redo made."""
+        """Compares a built target with what its state says redo made: for
+        a symlink, where it points, not what it points to (that may change,
+        and a relative link read in .redo/tmp pointed elsewhere)."""
         mode, fp = self.stat(n)
         if rec.output is None:
             if mode is None:
                 return None
             ident = self.now_file(n, mode, fp)
-            return 'its last build was interrupted' if ident == rec.previous else MODIFIED
+            return 'its last build was interrupted' if own(ident) == own(rec.previous) else MODIFIED
         if mode is None:
             return 'it does not exist'
         if same_fingerprint(rec.output[0], fp):
             return None
         ident = self.now_file(n, mode, fp)
-        if ident == rec.output[1]:
+        if own(ident) == own(rec.output[1]):
             rec.output = (fp, ident)
             rec.changed = True
             return None
-        if ident == rec.previous:
+        if own(ident) == own(rec.previous):
             return 'its last build was interrupted'
         return MODIFIED
 
