@@ -1317,6 +1317,9 @@ class Graph:
         if rec.result != 'ok':
             if rec.result == GARBLED:
                 return 'its state file cannot be read', ()
+            if self.why_modified(n, rec) is MODIFIED:
+                n.rec = None
+                return MODIFIED, ()
             return 'its last build failed', ()
         reason = self.why_modified(n, rec)
         if reason is not None:
@@ -2766,12 +2769,23 @@ class Run(Graph):
     def fail(self, n, job, status, seconds, old, problem):
         """Records n's build as failed, and says why."""
         job.remove_temporaries()
-        # The old output and its identity stay (the old target does); the
+        # The old output and its identity stay (the old target does, unless
+        # the .do wrote $1 itself: then that is what redo left there, so a
+        # hand edit after the failure is still told apart).  The
         # dependencies are what the failed run asked for: a failed target
         # is rebuilt whatever they say, and redo-log shows them.
         rec = old or Record(os.path.basename(n.path))
         rec.result = 'failed'
         rec.deps = job.deps
+        st = lstat_or_none(n.path)
+        fp = fingerprint(st, n.path)
+        if st is None:
+            rec.output = None
+        elif not (rec.output and same_fingerprint(rec.output[0], fp)):
+            try:
+                rec.output = (fp, identity(n.path, st.st_mode))
+            except Error:
+                rec.output = (fp, ABSENT)     # unreadable: changed, whatever comes
         self.stamp_run(rec, job, status, seconds)
         write_record(n.path, rec, self.unsynced)
         self.note_written(n.path, rec)

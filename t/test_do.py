@@ -598,6 +598,31 @@ def test_symlink_target_is_judged_by_where_it_points(sb, where):
     assert os.readlink(sb.path / 'l') == 'elsewhere'
 
 
+@pytest.mark.parametrize('built_before', [True, False])
+def test_hand_edit_after_a_failed_build_is_not_overwritten(sb, built_before):
+    if built_before:
+        sb.write('x.do', 'echo gen1\n')
+        sb.ifchange('x', check=True)
+    sb.write('x.do', 'exit 1\n')
+    assert sb.ifchange('x').returncode == 1
+    sb.write('x', 'precious\n')
+    sb.write('x.do', 'echo gen2\n')
+    p = sb.ifchange('x', check=True)
+    assert 'x' in p.stderr and 'warning' in p.stderr.lower()
+    assert sb.read('x') == 'precious\n'
+
+
+def test_a_do_that_wrote_dollar1_is_run_again_once_fixed(sb):
+    # What it left at $1 is redo's doing, not a hand edit.
+    sb.write('x.do', 'echo mine >$1\n')
+    assert sb.ifchange('x').returncode == 1
+    assert sb.ifchange('x').returncode == 1
+    sb.write('x.do', 'echo fixed\n')
+    p = sb.ifchange('x', check=True)
+    assert 'warning' not in p.stderr.lower()
+    assert sb.read('x') == 'fixed\n'
+
+
 def test_hand_edited_target_with_stop_if_modified_is_an_error(sb):
     sb.write('x.do', 'echo x >>runs\necho built\n')
     sb.ifchange('x', check=True)
