@@ -734,6 +734,22 @@ def own(ident):
     return ident.partition('>')[0] if ident.startswith('l:') else ident
 
 
+def is_previous(previous, fp, ident):
+    """Whether the file now (fp, ident) is the target as it was before the
+    last build (a state's Previous), untouched: the state was written, and
+    the new output never put in place.  A copy of it put back by hand has
+    another inode or mtime.  (A Previous of an older redo.py holds only
+    the identity.)"""
+    pfp, _, pident = previous.rpartition(' ')
+    if own(ident) != own(pident):
+        return False
+    return not pfp or _sans_ctime(pfp) == _sans_ctime(fp)
+
+
+def _sans_ctime(fp):
+    return fp.partition('>')[0].rpartition(':')[0]
+
+
 def stamp_of_data(data):
     h = _hasher()
     h.update(data)
@@ -752,7 +768,7 @@ def stamp_of_data(data):
 #   Result: ok | failed          Identity: f644:3b6f...
 #   Build: <unique id>
 #   Output: <fingerprint> <identity> | none     Ifcreate: config.local
-#   Previous: <identity before this build>
+#   Previous: <fingerprint> <identity> of the target before this build
 #   Stamp: <redo-stamp hash>     (only with redo-stamp)
 #   Always: yes                  (only with redo-always)
 #   Do: default.o.do   Run: <run id>   Exit: 0   Started: <unix time>
@@ -1292,7 +1308,7 @@ class Graph:
             if mode is None:
                 return None
             ident = self.now_file(n, mode, fp)
-            return 'its last build was interrupted' if own(ident) == own(rec.previous) else MODIFIED
+            return 'its last build was interrupted' if is_previous(rec.previous, fp, ident) else MODIFIED
         if mode is None:
             return 'it does not exist'
         if same_fingerprint(rec.output[0], fp):
@@ -1302,7 +1318,7 @@ class Graph:
             rec.output = (fp, ident)
             rec.changed = True
             return None
-        if own(ident) == own(rec.previous):
+        if is_previous(rec.previous, fp, ident):
             return 'its last build was interrupted'
         return MODIFIED
 
@@ -2740,7 +2756,7 @@ class Run(Graph):
                 return self.fail(n, job, status, seconds, old,
                                  'its output was removed before redo could put it in place')
             rec.output = (fingerprint_sans_ctime(fingerprint(st, src)), identity(src, st.st_mode))
-        rec.previous = old.output[1] if old is not None and old.output else ABSENT
+        rec.previous = '%s %s' % old.output if old is not None and old.output else ABSENT
         rec.stamp = job.stamp
         rec.always = job.always
         rec.do = rel_path(job.do.path, os.path.dirname(n.path))

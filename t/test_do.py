@@ -4,6 +4,7 @@ Each test runs the real redo.py on real .do files and checks the files it
 leaves, exit codes and messages."""
 
 import os
+import shutil
 import subprocess
 import stat
 import sys
@@ -621,6 +622,40 @@ def test_a_do_that_wrote_dollar1_is_run_again_once_fixed(sb):
     p = sb.ifchange('x', check=True)
     assert 'warning' not in p.stderr.lower()
     assert sb.read('x') == 'fixed\n'
+
+
+def built_twice(sb):
+    # x built from src 'one', then from 'two'; `held` is the first x (the
+    # same file: a second link to it, untouched since).
+    sb.write('src', 'one\n')
+    sb.write('x.do', 'echo x >>runs\nredo-ifchange src\ncat src\n')
+    sb.ifchange('x', check=True)
+    os.link(sb.path / 'x', sb.path / 'held')
+    sb.write('src', 'two\n')
+    sb.ifchange('x', check=True)
+
+
+def test_old_target_left_by_a_crash_before_the_rename_is_rebuilt(sb):
+    # The state says `two` was built, but the old file is still in place:
+    # as after a crash between writing the state and the rename.
+    built_twice(sb)
+    os.rename(sb.path / 'held', sb.path / 'x')
+    p = sb.ifchange('x', check=True)
+    assert 'warning' not in p.stderr.lower(), p.stderr
+    assert sb.read('x') == 'two\n'
+    assert sb.log('runs') == ['x', 'x', 'x']
+
+
+def test_old_content_put_back_by_hand_is_not_overwritten(sb):
+    # The same content as before the last build, but a copy put there by
+    # hand (`git checkout x`, `cp saved x`): a hand edit.
+    built_twice(sb)
+    os.unlink(sb.path / 'x')
+    shutil.copyfile(sb.path / 'held', sb.path / 'x')
+    p = sb.ifchange('x', check=True)
+    assert 'x' in p.stderr and 'warning' in p.stderr.lower()
+    assert sb.read('x') == 'one\n'
+    assert sb.log('runs') == ['x', 'x']
 
 
 def test_hand_edited_target_with_stop_if_modified_is_an_error(sb):
