@@ -2572,7 +2572,10 @@ class Run(Graph):
 
     def foreign_cycle(self, n):
         """The cycle through other processes' locks that n's lock closes,
-        as a list of paths, or None."""
+        as a list of paths, or None.  It closes at a lock of this run, or
+        at REDO_TARGET, whose .do started this run apart from its own
+        (see ancestor_cycle)."""
+        parent = self.env.get(ENV_TARGET)
         seen = set()
         frontier = [(n.path, [n.path])]
         while frontier and len(seen) < 10000:
@@ -2582,6 +2585,8 @@ class Run(Graph):
                 if p in seen:
                     continue
                 seen.add(p)
+                if p == parent and p not in self.locks:
+                    return [p] + self.ancestry(n) + chain[1:] + [p]
                 m = self.nodes.get(p)
                 if m is not None and p in self.locks:
                     inner = self.find_cycle(n, m)
@@ -2595,15 +2600,18 @@ class Run(Graph):
         """A redo started apart by a .do (not through the running build)
         still has that .do's target in REDO_TARGET: that target cannot be
         done before this run is, so waiting for its lock is a cycle."""
-        parent = self.env.get(ENV_TARGET)
-        if n.path != parent:
+        if n.path != self.env.get(ENV_TARGET):
             return None
-        chain = [n]
-        x = n.parent
+        return [n.path] + self.ancestry(n)
+
+    def ancestry(self, n):
+        """The paths from a target named on the command line down to n."""
+        chain = []
+        x = n
         while x is not None and len(chain) < 1000:
-            chain.append(x)
+            chain.append(x.path)
             x = x.parent
-        return [p.path for p in [n] + chain[::-1]]
+        return chain[::-1]
 
     def drop_lock(self, n):
         lock = self.locks.pop(n.path, None)

@@ -438,6 +438,17 @@ def test_cycle_through_a_nested_redo_is_named(sb, procs):
     assert cycle_named(p.stderr, ['a', 'b']), p.stderr
 
 
+def test_cycle_through_a_nested_redo_further_up_is_named(sb, procs):
+    # The redo that b.do starts apart wants a, whose lock waits for b.
+    sb.write('a.do', 'redo-ifchange b\necho a\n')
+    sb.write('b.do', 'env -u REDO_RUN -u REDO_PID redo-ifchange a\necho b\n')
+    p = procs(sb, 'redo-ifchange', 'a')
+    rc = p.wait(timeout=8)
+    assert rc != 0
+    assert cycle_named(p.stderr, ['a', 'b']), p.stderr
+    assert not sb.exists('a') and not sb.exists('b')
+
+
 # --- failures in parallel -----------------------------------------------------
 
 def test_first_failure_stops_new_work_and_running_jobs_finish(sb):
