@@ -3227,7 +3227,9 @@ def build_options(cmd, args, env):
     opts.verbose = max(opts.verbose, v.get('v', 0))
     opts.debug |= bool(v.get('d') or v.get('debug') or v.get('explain'))
     opts.silent |= bool(v.get('s') or v.get('silent'))
-    opts.progress = not v.get('no-progress')
+    # With REDO_LOGS=0 the scripts write to the terminal themselves, where a
+    # progress line would mix into their text.
+    opts.progress = not v.get('no-progress') and opts.logs
     if 'install' in v:
         raise Done(install(v['install'], bool(v.get('copy'))))
     return opts, targets

@@ -266,8 +266,10 @@ def test_progress_line_on_a_terminal(sb):
     assert status_segments(raw), repr(raw)
 
 
-@pytest.mark.parametrize('how', ['--no-progress', 'TERM=dumb', 'not-a-tty'])
+@pytest.mark.parametrize('how', ['--no-progress', 'TERM=dumb', 'not-a-tty', 'REDO_LOGS=0'])
 def test_no_progress_line_when_asked_or_not_a_terminal(sb, how):
+    # With REDO_LOGS=0 the .do writes to the terminal itself: a progress
+    # line would mix into it.
     sb.write('slow.do', SLOW_DO)
     if how == 'not-a-tty':
         p = sb.redo('slow', env={'TERM': 'xterm'}, check=True)
@@ -277,6 +279,8 @@ def test_no_progress_line_when_asked_or_not_a_terminal(sb, how):
         env = tty_env(sb, NO_COLOR='1')
         if how == 'TERM=dumb':
             env['TERM'] = 'dumb'
+        if how == 'REDO_LOGS=0':
+            env['REDO_LOGS'] = '0'
         status, raw = run_pty(sb, args, env)
         assert status == 0, raw
     assert status_segments(raw) == [], repr(raw)
