@@ -707,7 +707,7 @@ def identity(path, mode):
         return 'l:' + h.hexdigest() + '>' + identity(path, target.st_mode)
     if kind == 0o040000:
         try:
-            names = sorted(os.listdir(path))
+            names = sorted(x for x in os.listdir(path) if x != STATE_DIR)
         except OSError as e:
             raise Error('cannot read %s: %s' % (quote(path), e.strerror))
         h.update(os.fsencode('\0'.join(names)))

@@ -274,6 +274,21 @@ def test_content_behind_symlink_dependency_changed_rebuilds(sb):
     assert sb.read('a') == 'two\n'
 
 
+def test_directory_dependency_judged_by_the_names_in_it_but_redo_s_own(sb):
+    sb.write('d/a', '')
+    sb.write('d/virt.do', 'true\n')
+    do(sb, 'all', 'redo-ifchange d\nls d\n')
+    sb.ifchange('all', check=True)
+    runs(sb)
+    sb.redo('d/virt', check=True)        # makes d/.redo
+    assert sb.exists('d/.redo')
+    sb.ifchange('all', check=True)
+    assert runs(sb) == []
+    sb.write('d/b', '')
+    sb.ifchange('all', check=True)
+    assert runs(sb) == ['all']
+
+
 def test_dependency_replaced_by_directory_counts_as_changed(sb):
     do(sb, 'a', 'redo-ifchange src\nif [ -d src ]; then echo dir; else cat src; fi\n')
     sb.write('src', 'file\n')
