@@ -330,8 +330,10 @@ def exists(path):
 def guard_std_fds():
     """Opens /dev/null on the standard fds the caller closed (`redo 2>&-`),
     so that no file redo opens takes their number and gets what was meant
-    for stderr; also on fd 1 or 2 open for reading only (bash as /bin/sh,
-    given `2>&-`, leaves the script it ran there).  Messages for a closed
+    for stderr; also on a stderr open for reading only (bash as /bin/sh,
+    given `2>&-`, leaves the script it ran there): messages must not fail.
+    (Printing to a stdout open for reading only fails, as to a closed one.)
+    Messages for a closed
     stderr go nowhere; sys.stdin and sys.stdout stay None, and std_stream
     refuses them."""
     for fd in (0, 1, 2):
@@ -340,7 +342,7 @@ def guard_std_fds():
             ok = True
         except OSError:
             ok = False
-        if ok and (fd == 0 or _fd_flags(fd) & os.O_ACCMODE != os.O_RDONLY):
+        if ok and (fd < 2 or _fd_flags(fd) & os.O_ACCMODE != os.O_RDONLY):
             continue
         null = os.open(os.devnull, os.O_RDWR)
         if null != fd:
@@ -373,9 +375,10 @@ def _fd_flags(fd):
 
 
 def std_stream(name):
-    """sys.stdin or sys.stdout, binary; an Error if the caller closed it."""
+    """sys.stdin or sys.stdout, binary; an Error if the caller closed it
+    (or gave a stdout open for reading only)."""
     stream = getattr(sys, name)
-    if stream is None:
+    if stream is None or name == 'stdout' and _fd_flags(1) & os.O_ACCMODE == os.O_RDONLY:
         raise Error('standard %s is closed' % ('input' if name == 'stdin' else 'output'),
                     EXIT_USAGE)
     return stream.buffer
@@ -1119,6 +1122,9 @@ class Graph:
         self.summary_new = {}     # dir -> {state key: (fingerprint, marshalled)}
         self.summary_dirty = set()
         self.made_dirs = set()
+        self.modified = set()     # targets changed by hand: sources now, whose
+                                  # dependents compare the content, not the
+                                  # stamp or build id in their state
         top = env.get(ENV_TOP_DIR)
         self.top = abs_path(cwd, top) if top else None
 
@@ -1281,7 +1287,7 @@ class Graph:
         Dep, lets an unchanged fingerprint skip the hash; when only the
         fingerprint moved, dep.fp is refreshed and True is returned second."""
         rec = self.record(n)
-        if rec is not None and rec.result == 'ok':
+        if rec is not None and rec.result == 'ok' and n.path not in self.modified:
             special = rec.identity_for_dependents()
             if special is not None:
                 return special, False
@@ -1334,14 +1340,14 @@ class Graph:
             if rec.result == GARBLED:
                 return 'its state file cannot be read', ()
             if self.why_modified(n, rec) is MODIFIED:
-                n.rec = None
+                self.modified.add(n.path)
                 return MODIFIED, ()
             return 'its last build failed', ()
         reason = self.why_modified(n, rec)
         if reason is not None:
             if reason is MODIFIED:
-                n.rec = None      # a source now: dependents compare its content,
-            return reason, ()     # not the stamp or build id of the record
+                self.modified.add(n.path)
+            return reason, ()
         if n.forced:
             return 'redo was asked to build it', ()
         if rec.always:
@@ -1637,11 +1643,11 @@ __redo_call() {
   __redo_n=0
   until { true >"$REDO_RUN/$$.$__redo_n.q"; } 2>/dev/null; do
     __redo_n=$((__redo_n + 1))
-    if [ "$__redo_n" -gt 999 ]; then [ -n "$__redo_C" ] || set +C; echo "redo-$__redo_c: cannot reach the running redo" >&2; return 2; fi
+    if [ "$__redo_n" -gt 99999 ]; then [ -n "$__redo_C" ] || set +C; echo "redo-$__redo_c: cannot reach the running redo" >&2; return 2; fi
   done
   __redo_i=$$.$__redo_n
   if [ "$__redo_c" = stamp ]; then { printf '%s\0' "$PWD"; cat; } >|"$REDO_RUN/$__redo_i.q"; else printf '%s\0' "$PWD" "$@" >|"$REDO_RUN/$__redo_i.q"; fi
-  if { true >"$REDO_RUN/$REDO_JOB.c"; } 2>/dev/null; then __redo_k=J __redo_f=$REDO_RUN/$REDO_JOB.r; else __redo_k=P __redo_f=$REDO_RUN/$__redo_i.r; mkfifo "$__redo_f"; fi
+  if { true >"$REDO_RUN/$REDO_JOB.c"; } 2>/dev/null; then __redo_k=J __redo_f=$REDO_RUN/$REDO_JOB.r; else __redo_k=P __redo_f=$REDO_RUN/$__redo_i.r; mkfifo "$__redo_f" || { [ -n "$__redo_C" ] || set +C; return 2; }; fi
   [ -n "$__redo_C" ] || set +C
   printf '%s %s %s %s\n' "$__redo_c" "$REDO_JOB" "$__redo_i" $__redo_k 1<>"$REDO_RUN/req"
   __redo_x=; { kill -0 "$REDO_PID" && read -r __redo_x <"$__redo_f"; } 2>/dev/null || :
@@ -1755,7 +1761,7 @@ class Job:
         unlink_quiet(self.tmp3)           # what a killed run left
         unlink_quiet(self.out)
         unlink_quiet(self.log)
-        self.before = fingerprint(lstat_or_none(n.path), n.path)
+        self.before = fingerprint(lstat_or_none(n.path))
         self.started = time.time()
         os.write(self.gate_w, b'go\n')
         os.close(self.gate_w)
@@ -1944,7 +1950,8 @@ def _int_env(env, name, default):
         raise Error('%s=%s: must be 0 or more' % (name, value), EXIT_USAGE)
     if not (value.isascii() and value.isdigit()):    # as -j: no ' 2', no 1_0
         raise Error('%s=%s: not a number' % (name, value), EXIT_USAGE)
-    n = int(value)
+    digits = value.lstrip('0') or '0'     # int() refuses thousands of them
+    n = int(digits) if len(digits) <= 9 else MAX_JOBS + 1
     if name == ENV_JOBS and n > MAX_JOBS:
         raise Error('%s=%s: at most %d' % (name, value, MAX_JOBS), EXIT_USAGE)
     return n
@@ -2585,7 +2592,7 @@ class Run(Graph):
                 if p in seen:
                     continue
                 seen.add(p)
-                if p == parent and p not in self.locks:
+                if p == parent and p not in self.locks and self.built_above_me(p):
                     return [p] + self.ancestry(n) + chain[1:] + [p]
                 m = self.nodes.get(p)
                 if m is not None and p in self.locks:
@@ -2600,9 +2607,34 @@ class Run(Graph):
         """A redo started apart by a .do (not through the running build)
         still has that .do's target in REDO_TARGET: that target cannot be
         done before this run is, so waiting for its lock is a cycle."""
-        if n.path != self.env.get(ENV_TARGET):
+        if n.path != self.env.get(ENV_TARGET) or not self.built_above_me(n.path):
             return None
         return [n.path] + self.ancestry(n)
+
+    def built_above_me(self, path):
+        """Whether the process that holds path's lock is an ancestor of this
+        one: REDO_TARGET is really being built by the run whose .do started
+        this one, not a stale value (a daemon that a .do once started).
+        From /proc/locks; where there is none, True."""
+        try:
+            st = os.stat(state_file(path, LOCK_SUFFIX))
+            data = read_bytes_or_none('/proc/locks')
+        except (OSError, Error):
+            return True
+        if data is None:
+            return True
+        key = ('%02x:%02x:%d' % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)).encode()
+        holders = {f[4] for f in (line.split() for line in data.split(b'\n'))
+                   if len(f) > 5 and f[1] == b'FLOCK' and f[5] == key}
+        pid = os.getppid()
+        for _ in range(1000):
+            if str(pid).encode() in holders:
+                return True
+            fields = proc_stat(pid) if pid > 1 else None
+            if not fields:
+                return False
+            pid = int(fields[1])
+        return False
 
     def ancestry(self, n):
         """The paths from a target named on the command line down to n."""
@@ -2731,7 +2763,7 @@ class Run(Graph):
         if status != 0:
             return ('%s exited with status %d' % (do_name, status) if status > 0 else
                     '%s was killed by signal %d' % (do_name, -status))
-        if fingerprint(lstat_or_none(n.path), n.path) != job.before:
+        if fingerprint(lstat_or_none(n.path)) != job.before:   # a symlink's pointee may change
             return '%s wrote to $1 itself; it should write to $3 or to stdout' % do_name
         if job.out_error is not None:
             return job.out_error
@@ -2764,7 +2796,7 @@ class Run(Graph):
                 return self.fail(n, job, status, seconds, old,
                                  'its output was removed before redo could put it in place')
             rec.output = (fingerprint_sans_ctime(fingerprint(st, src)), identity(src, st.st_mode))
-        rec.previous = '%s %s' % old.output if old is not None and old.output else ABSENT
+        rec.previous = self.previous_of(n, old)
         rec.stamp = job.stamp
         rec.always = job.always
         rec.do = rel_path(job.do.path, os.path.dirname(n.path))
@@ -2789,6 +2821,25 @@ class Run(Graph):
         n.fp = None
         n.mode = UNKNOWN
         return True
+
+    def previous_of(self, n, old):
+        """The Previous of n's new state: the fingerprint and identity of
+        the file the new output replaces.  Mostly its state's Output; after
+        a build interrupted before its rename, its state's Previous (the
+        file in place is the one before that build)."""
+        st = lstat_or_none(n.path)
+        if st is None:
+            return ABSENT
+        fp = fingerprint(st, n.path)
+        if old is not None:
+            for known in ('%s %s' % old.output if old.output else ABSENT, old.previous):
+                kfp, _, kident = known.rpartition(' ')
+                if kfp and _sans_ctime(kfp) == _sans_ctime(fp):
+                    return '%s %s' % (fp, kident)
+        try:
+            return '%s %s' % (fp, identity(n.path, st.st_mode))
+        except Error:
+            return ABSENT
 
     def fail(self, n, job, status, seconds, old, problem):
         """Records n's build as failed, and says why."""
@@ -2850,9 +2901,6 @@ class Run(Graph):
                 self.on_request(cmd, jobid, pid, kind)
 
     def on_done(self, jobid, pid, kind):
-        # The request file goes only now: while it is there, no subshell of
-        # the same .do (the same $$) can take its name (see CLIENT_FUNCTIONS).
-        unlink_quiet(os.path.join(self.dir, '%s.q' % pid))
         if kind == 'J':
             unlink_quiet(os.path.join(self.dir, '%s.c' % jobid))
         else:
@@ -2860,6 +2908,9 @@ class Run(Graph):
             if fd is not None:
                 os.close(fd)
             unlink_quiet(os.path.join(self.dir, '%s.r' % pid))
+        # The request file goes last: while it is there, no subshell of the
+        # same .do (the same $$) can take its name (see CLIENT_FUNCTIONS).
+        unlink_quiet(os.path.join(self.dir, '%s.q' % pid))
 
     def on_request(self, cmd, jobid, pid, kind):
         job = self.jobs_by_id.get(int(jobid)) if jobid.isdigit() else None
@@ -3219,7 +3270,7 @@ def build_options(cmd, args, env):
     if jobs is not None:
         if not (jobs.isascii() and jobs.isdigit()):
             raise Error('redo: -j %s: not a number' % jobs, EXIT_USAGE)
-        if int(jobs) > MAX_JOBS:
+        if len(jobs.lstrip('0')) > 9 or int(jobs) > MAX_JOBS:
             raise Error('redo: -j %s: at most %d' % (jobs, MAX_JOBS), EXIT_USAGE)
         opts.cli_jobs = int(jobs) or min(os.cpu_count() or 1, MAX_JOBS)
     opts.keep_going |= bool(v.get('k') or v.get('keep-going'))

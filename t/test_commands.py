@@ -488,6 +488,22 @@ def test_dot_of_named_target_only_its_graph(sb):
     assert not any(a in ('all', 'a', 'c') for a, b in edges)
 
 
+def test_dot_draws_a_hand_edited_target_the_same_whatever_the_order(sb):
+    # Reached through b first or named alone, a is the same box with the
+    # same edges.
+    sb.write('src', 's\n')
+    sb.write('a.do', 'redo-ifchange src\ncat src\n')
+    sb.write('b.do', 'redo-ifchange a\ncat a\n')
+    sb.ifchange('b', check=True)
+    sb.write('a', 'by hand\n')
+    whole = sb.run('redo-dot', check=True).stdout
+    alone = sb.run('redo-dot', 'a', check=True).stdout
+    def node(text):
+        return [ln.strip() for ln in text.splitlines() if ln.strip().startswith('"a" [')]
+    assert node(whole) == node(alone) and node(whole), (whole, alone)
+    assert ('a', 'src') in dot_edges(whole) and ('a', 'src') in dot_edges(alone)
+
+
 # ---------------------------------------------------------------------------
 # redo-affects
 # ---------------------------------------------------------------------------

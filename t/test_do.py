@@ -658,6 +658,19 @@ def test_old_content_put_back_by_hand_is_not_overwritten(sb):
     assert sb.log('runs') == ['x', 'x']
 
 
+def test_symlink_target_whose_pointee_is_rebuilt_during_its_do(sb):
+    # real, which l points to, is rebuilt while l.do runs: l itself is not
+    # changed (that would be a write to $1).
+    sb.write('src', '1\n')
+    sb.write('real.do', 'redo-ifchange src\ncat src\n')
+    sb.write('l.do', 'redo-ifchange real\nln -s real $3\n')
+    sb.ifchange('l', check=True)
+    sb.write('src', '2\n')
+    p = sb.redo('l')
+    assert p.returncode == 0, p.stderr
+    assert sb.read('l') == '2\n'
+
+
 def test_hand_edited_target_with_stop_if_modified_is_an_error(sb):
     sb.write('x.do', 'echo x >>runs\necho built\n')
     sb.ifchange('x', check=True)

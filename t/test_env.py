@@ -83,6 +83,20 @@ def test_redo_jobs_bad_value_is_a_usage_error(sb, value):
     assert sb.log('runs') == []
 
 
+@pytest.mark.parametrize('how', ['env', 'option'])
+def test_jobs_with_thousands_of_digits_is_a_usage_error(sb, how):
+    # int() refuses more than 4300 of them.
+    sb.write('x.do', 'echo x\n')
+    if how == 'env':
+        p = sb.redo('x', env={'REDO_JOBS': '9' * 5000})
+    else:
+        p = sb.redo('-j', '9' * 5000, 'x')
+    no_traceback(p)
+    assert p.returncode == 2
+    assert not sb.exists('x')
+    p = sb.redo('x', env={'REDO_JOBS': '0' * 5000 + '2'}, check=True)
+
+
 # ---------------------------------------------------------------------------
 # REDO_KEEP_GOING
 # ---------------------------------------------------------------------------

@@ -551,6 +551,16 @@ def test_a_build_with_stderr_closed_runs_whichever_shell_is_bin_sh(sb, shell, cl
     assert sb.read('all') == 'all\n' and sb.read('x') == 'x\n'
 
 
+def test_stdout_open_for_reading_only_is_refused_as_a_closed_one(sb):
+    sb.write('x.do', 'echo x\n')
+    sb.redo('x', check=True)
+    sb.write('ro', '')
+    for how in ('>&-', '1<ro'):
+        p = sb.run('sh', '-c', 'redo-targets ' + how)
+        assert p.returncode == 2, (how, p.stderr)
+        assert 'standard output' in p.stderr
+
+
 def test_a_build_with_stdin_and_stdout_closed_runs(sb):
     sb.write('x.do', 'cat >"$3"; echo ok >&2\n')
     p = sb.run('sh', '-c', 'redo x <&- >&-')

@@ -449,6 +449,41 @@ def test_cycle_through_a_nested_redo_further_up_is_named(sb, procs):
     assert not sb.exists('a') and not sb.exists('b')
 
 
+def test_a_stale_redo_target_is_no_cycle(sb, procs):
+    # REDO_TARGET=x left in the environment of something a .do once
+    # started (a daemon): its redo must wait for the run that holds `all`
+    # (waiting for x), not report a cycle.
+    sb.write('all.do', 'redo-ifchange asrc x\necho all\n')
+    sb.write('x.do', 'redo-ifchange src\nsleep 1\ncat src\n')
+    sb.write('src', '1\n')
+    sb.write('asrc', '1\n')
+    sb.redo('all', check=True)
+    sb.write('src', '2\n')
+    sb.write('asrc', '2\n')
+    other = procs(sb, 'redo-ifchange', 'all')
+    lock = sb.path / '.redo' / 'all.lock'
+    end = time.monotonic() + TIMEOUT
+    while not (lock.exists() and lock.read_bytes().endswith(b'/x')):
+        assert time.monotonic() < end, 'all never waited for x'
+        time.sleep(0.01)
+    p = sb.ifchange('all', env={'REDO_TARGET': str(sb.path / 'x')})
+    assert 'cycle' not in p.stderr, p.stderr
+    assert p.returncode == 0, p.stderr
+    assert other.wait(timeout=TIMEOUT) == 0
+    assert sb.read('x') == '2\n'
+
+
+@pytest.mark.slow
+def test_more_than_a_thousand_calls_waiting_at_once_from_one_do(sb):
+    # Each keeps its request name until done: the names must not run out.
+    sb.write('default.o.do', 'echo $1\n')
+    sb.write('all.do', 'i=0; while [ $i -lt 1100 ]; do i=$((i+1)); redo-ifchange p$i.o & done\n'
+                       'wait\n')
+    p = sb.redo('-j2', 'all', timeout=300)
+    assert p.returncode == 0 and 'cannot reach' not in p.stderr, p.stderr[-2000:]
+    assert len(list(sb.path.glob('p*.o'))) == 1100
+
+
 # --- failures in parallel -----------------------------------------------------
 
 def test_first_failure_stops_new_work_and_running_jobs_finish(sb):

@@ -188,6 +188,28 @@ def test_state_is_fsynced_unless_redo_no_sync(sb, value, synced):
         assert trace == [], '\n'.join(trace)
 
 
+def test_two_crashes_in_a_row_between_state_and_rename_still_rebuild(sb):
+    # Killed between writing the state and renaming the output into place,
+    # twice: Previous must still be the file that is there (the first
+    # build's), not the output the first crashed build never put in place.
+    import shutil
+    if shutil.which('strace') is None:
+        pytest.skip('no strace')
+    sb.write('x.do', 'echo one\n')
+    sb.ifchange('x', check=True)
+    sb.write('x.do', 'echo two\n')
+    for _ in range(2):
+        # the run's second rename is the output's (the first, the state's)
+        p = sb.run('strace', '-qq', '-o', '/dev/null', '-e', 'trace=rename',
+                   '-e', 'inject=rename:signal=SIGKILL:when=2', 'redo-ifchange', 'x')
+        if p.returncode not in (-9, 137):
+            pytest.skip('strace cannot inject here: %s' % p.stderr[-200:])
+        assert sb.read('x') == 'one\n'
+    p = sb.ifchange('x', check=True)
+    assert 'modified outside redo' not in p.stderr, p.stderr
+    assert sb.read('x') == 'two\n'
+
+
 # ---------------------------------------------------------------------------
 # Missing, truncated, garbled or foreign state: never fatal, "never built"
 # ---------------------------------------------------------------------------
