@@ -332,10 +332,8 @@ def guard_std_fds():
     so that no file redo opens takes their number and gets what was meant
     for stderr; also on a stderr open for reading only (bash as /bin/sh,
     given `2>&-`, leaves the script it ran there): messages must not fail.
-    (Printing to a stdout open for reading only fails, as to a closed one.)
-    Messages for a closed
-    stderr go nowhere; sys.stdin and sys.stdout stay None, and std_stream
-    refuses them."""
+    Messages for a closed stderr go nowhere; sys.stdin and sys.stdout stay
+    None, and std_stream refuses them (and a stdout open for reading only)."""
     for fd in (0, 1, 2):
         try:
             os.fstat(fd)
