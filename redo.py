@@ -730,6 +730,24 @@ def identity(path, mode):
     return 'f%o:%s' % (perm, h.hexdigest())
 
 
+def file_now(path, known=()):
+    """(fingerprint, identity) of the file at path now, None if there is
+    none.  The identity of a known (fingerprint, identity) pair whose
+    fingerprint matches is trusted; else it is computed (ABSENT if the file
+    cannot be read: changed, whatever comes)."""
+    st = lstat_or_none(path)
+    if st is None:
+        return None
+    fp = fingerprint(st, path)
+    for kfp, kident in known:
+        if same_fingerprint(kfp, fp):
+            return fp, kident
+    try:
+        return fp, identity(path, st.st_mode)
+    except Error:
+        return fp, ABSENT
+
+
 def own(ident):
     """Of a symlink's identity, the part that is the link itself."""
     return ident.partition('>')[0] if ident.startswith('l:') else ident
@@ -2825,19 +2843,15 @@ class Run(Graph):
         the file the new output replaces.  Mostly its state's Output; after
         a build interrupted before its rename, its state's Previous (the
         file in place is the one before that build)."""
-        st = lstat_or_none(n.path)
-        if st is None:
-            return ABSENT
-        fp = fingerprint(st, n.path)
+        known = []
         if old is not None:
-            for known in ('%s %s' % old.output if old.output else ABSENT, old.previous):
-                kfp, _, kident = known.rpartition(' ')
-                if kfp and _sans_ctime(kfp) == _sans_ctime(fp):
-                    return '%s %s' % (fp, kident)
-        try:
-            return '%s %s' % (fp, identity(n.path, st.st_mode))
-        except Error:
-            return ABSENT
+            if old.output:
+                known.append(old.output)
+            fp, _, ident = old.previous.rpartition(' ')
+            if fp:
+                known.append((fp, ident))
+        now = file_now(n.path, known)
+        return '%s %s' % now if now else ABSENT
 
     def fail(self, n, job, status, seconds, old, problem):
         """Records n's build as failed, and says why."""
@@ -2850,15 +2864,7 @@ class Run(Graph):
         rec = old or Record(os.path.basename(n.path))
         rec.result = 'failed'
         rec.deps = job.deps
-        st = lstat_or_none(n.path)
-        fp = fingerprint(st, n.path)
-        if st is None:
-            rec.output = None
-        elif not (rec.output and same_fingerprint(rec.output[0], fp)):
-            try:
-                rec.output = (fp, identity(n.path, st.st_mode))
-            except Error:
-                rec.output = (fp, ABSENT)     # unreadable: changed, whatever comes
+        rec.output = file_now(n.path, [rec.output] if rec.output else [])
         self.stamp_run(rec, job, status, seconds)
         write_record(n.path, rec, self.unsynced)
         self.note_written(n.path, rec)
