@@ -260,15 +260,27 @@ class Term:
                       and env.get('TERM', 'dumb') != 'dumb')
         self.progress = progress and tty and env.get('TERM', 'dumb') != 'dumb'
         self.status = ''                 # the progress line now on screen
+        self.lost = False                # writing to stderr failed
 
     def paint(self, color, text):
         return color + text + self.PLAIN if self.color else text
 
     def write(self, data):
-        """Writes bytes to stderr, under the progress line."""
+        """Writes bytes to stderr, under the progress line.  A stderr that
+        fails (a closed pipe, a terminal hung up) is given up, and the build
+        goes on: stopping there would leave the running scripts behind."""
         if self.status:
             data = b'\r\033[K' + data + self.status.encode(errors='replace')
-        write_all(2, data)
+        self._write(data)
+
+    def _write(self, data):
+        if self.lost:
+            return
+        try:
+            write_all(2, data)
+        except OSError:
+            self.lost = True
+            self.progress = False
 
     def line(self, text):
         self.write((text + '\n').encode(errors='surrogateescape'))
@@ -284,7 +296,7 @@ class Term:
         '' erases it."""
         if not self.progress or text == self.status:
             return
-        write_all(2, b'\r\033[K' + text.encode(errors='replace'))
+        self._write(b'\r\033[K' + text.encode(errors='replace'))
         self.status = text
 
     def width(self):

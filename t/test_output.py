@@ -561,6 +561,20 @@ def test_stdout_open_for_reading_only_is_refused_as_a_closed_one(sb):
         assert 'standard output' in p.stderr
 
 
+def test_a_stderr_that_fails_midway_leaves_the_build_to_finish(sb):
+    # The reader of redo's stderr goes away: redo writes nothing more, and
+    # does not stop half way, leaving its scripts running on their own.
+    sb.write('all.do', 'redo-ifchange x1 x2 x3\n')
+    sb.write('default.do', 'echo "start $1" >&2; sleep 0.3; echo "mid $1" >&2\n'
+                           'echo "$1 one" >$3; sleep 0.3; echo "$1 two" >>$3\n')
+    p = sb.run('sh', '-c', '{ redo -j2 all 2>&1; echo $? >status; } | head -c 1 >/dev/null')
+    assert p.returncode == 0
+    assert sb.read('status') == '0\n'
+    for i in (1, 2, 3):
+        assert sb.read('x%d' % i) == 'x%d one\nx%d two\n' % (i, i)
+    assert sb.run('redo-ood', check=True).stdout == ''
+
+
 def test_a_build_with_stdin_and_stdout_closed_runs(sb):
     sb.write('x.do', 'cat >"$3"; echo ok >&2\n')
     p = sb.run('sh', '-c', 'redo x <&- >&-')
