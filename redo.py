@@ -41,10 +41,16 @@ if [ -n "$r" ]; then
   echo "redo-$c: lost contact with the running redo" >&2
   exit 2
 fi
-d=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/redo.py
+# The cache: $XDG_CACHE_HOME or ~/.cache, absolute (a relative one is
+# ignored), never a shared place such as /tmp: it names what runs.
+d=${XDG_CACHE_HOME-}
+case $d in
+  /*) d=$d/redo.py ;;
+  *) d=${HOME-}; case $d in /*) [ -d "$d" ] && d=$d/.cache/redo.py || d= ;; *) d= ;; esac ;;
+esac
 py=${REDO_PYTHON-}
 if [ -z "$py" ]; then
-  read -r py 2>/dev/null <"$d/python"
+  [ -z "$d" ] || read -r py 2>/dev/null <"$d/python"
   if [ ! -f "$py" ] || [ ! -x "$py" ]; then
     py=
     for p in python3 python; do
@@ -52,7 +58,7 @@ if [ -z "$py" ]; then
       py=
     done
     [ -n "$py" ] || { echo "redo: no Python 3.8 or newer found on PATH" >&2; exit 127; }
-    { mkdir -p "$d" && printf '%s\n' "$py" >"$d/python"; } 2>/dev/null
+    [ -z "$d" ] || { mkdir -p "$d" && printf '%s\n' "$py" >"$d/python"; } 2>/dev/null
   fi
 fi
 trap '' INT TERM HUP   # until Python has its own handlers: no traceback
@@ -75,12 +81,18 @@ h = open(f, "rb")
 s = os.fstat(h.fileno())
 k = "%s/%s-%x-%x-%x-%x-%x.code" % (d, sys.implementation.cache_tag, s.st_dev, s.st_ino,
                                    s.st_size, s.st_mtime_ns, s.st_ctime_ns)
+c = None
 try:
-    with open(k, "rb") as g:
-        c = marshal.loads(g.read())
+    if d:
+        with open(k, "rb") as g:
+            c = marshal.loads(g.read())
 except Exception:
+    pass
+if type(c) is not type((lambda: 0).__code__):    # none, or not code
     c = compile(h.read(), f, "exec")
     try:
+        if not d:
+            raise OSError
         os.makedirs(d, exist_ok=True)
         old = sorted((e.stat().st_mtime, e.path) for e in os.scandir(d) if e.name.endswith(".code"))
         for t, p in old[:-20]:

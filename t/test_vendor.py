@@ -5,6 +5,7 @@ redo command on PATH.  Every test here runs with PATH=/usr/bin:/bin (no
 redo-* commands on it) and a private XDG_CACHE_HOME, so the launcher's
 interpreter cache starts empty unless a test fills it."""
 
+import marshal
 import os
 import shutil
 import stat
@@ -281,6 +282,39 @@ def test_launcher_with_unwritable_cache_directory(proj):
     no_traceback(r)
     assert proj.read('all') == 'all\nx\nsource\n'
     assert proj.cache.read_text() == 'a file, not a directory\n'
+
+
+@pytest.mark.parametrize('how', ['no HOME', 'HOME missing', 'relative XDG_CACHE_HOME'])
+def test_launcher_keeps_no_cache_where_it_should_not(proj, how):
+    # The cache names what runs: never a shared place (/tmp, when HOME is
+    # unset), nor a relative XDG_CACHE_HOME (a directory in each project),
+    # nor a HOME made up because it was missing.
+    simple_project(proj)
+    home = proj.sb.path / 'no such home'
+    env = ['env', '-u', 'XDG_CACHE_HOME', '-u', 'HOME']
+    if how == 'HOME missing':
+        env.append('HOME=%s' % home)
+    elif how == 'relative XDG_CACHE_HOME':
+        env += ['HOME=%s' % home, 'XDG_CACHE_HOME=rel']
+    r = proj.run(*env, './redo.py', check=True)
+    no_traceback(r)
+    assert proj.read('all') == 'all\nx\nsource\n'
+    assert not home.exists()
+    assert not (proj.dir / 'rel').exists() and not (proj.dir / 'sub' / 'rel').exists()
+    assert not proj.cache.exists()
+
+
+def test_launcher_with_a_code_cache_that_is_not_code(proj):
+    simple_project(proj)
+    proj.run('./redo.py', check=True)
+    codes = list((proj.cache / 'redo.py').glob('*.code'))
+    assert codes
+    for c in codes:
+        c.write_bytes(marshal.dumps(42))
+    proj.write('src', 'changed\n')
+    r = proj.run('./redo.py', check=True)
+    no_traceback(r)
+    assert proj.read('all') == 'all\nx\nchanged\n'
 
 
 def write_wrapper(path, log, real):
