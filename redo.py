@@ -1811,6 +1811,7 @@ class Job:
         """Copies what the .do wrote to stderr, whole lines at a time.
         Returns False at end of file."""
         more = True
+        cut = 0
         while True:
             try:
                 data = os.read(self.err_fd, 65536)
@@ -1819,10 +1820,14 @@ class Job:
             if not data:
                 more = False
                 break
+            nl = data.rfind(b'\n')        # in the new data only: a line of
+            if nl >= 0:                    # megabytes (progress bars drawn
+                cut = len(self.err_buf) + nl + 1   # with \r) costs no more
             self.err_buf += data
             if not final:
                 break
-        cut = self.err_buf.rfind(b'\n') + 1
+        if len(self.err_buf) >= 65536:
+            cut = len(self.err_buf)        # so much of one line: out with it
         if final:
             cut = len(self.err_buf)
             if cut and not self.err_buf.endswith(b'\n'):

@@ -338,6 +338,34 @@ def test_do_stderr_passes_through_live(sb):
     assert sb.read('x') == 'done\n'
 
 
+def test_do_stderr_without_newlines_passes_through_too(sb):
+    """Progress drawn with \\r and never a newline: once much of it has
+    come, it is passed on (and kept whole in the log), not held until the
+    line ends."""
+    sb.write('x.do', 'head -c 200000 /dev/zero | tr "\\0" y >&2\n'
+                     'i=0\nwhile [ ! -e go ]; do\n'
+                     '  i=$((i+1)); [ $i -lt 2000 ] || exit 9; sleep 0.01\ndone\n'
+                     'echo " end" >&2; echo done\n')
+    p = subprocess.Popen(['redo', 'x'], cwd=str(sb.path), env=dict(sb.env),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    try:
+        seen = b''
+        while seen.count(b'y') < 100000:
+            chunk = p.stderr.read1(65536)
+            assert chunk, seen[-200:]
+            seen += chunk
+        sb.write('go', '')
+        seen += p.stderr.read()
+        assert p.wait(timeout=60) == 0, seen[-500:]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert seen.count(b'y') == 200000 and b'y end\n' in seen
+    assert (sb.path / '.redo' / 'x.log').read_bytes() == b'y' * 200000 + b' end\n'
+
+
 def test_do_stderr_kept_for_redo_log(sb):
     sb.write('x.do', 'echo first-build >&2\necho x\n')
     sb.redo('x', check=True)
