@@ -3332,13 +3332,16 @@ def install(dest, copy):
             os.chmod(target + '.new', 0o755)
             os.replace(target + '.new', target)
         for name in COMMAND_NAMES:
+            # Copied from DIR/redo.py, each put in place by a rename: this
+            # very program may be one of them (`DIR/redo --install DIR`).
             path = os.path.join(dest, prog(name))
-            unlink_quiet(path)
+            unlink_quiet(path + '.new')
             if copy:
-                shutil.copyfile(me, path)
-                os.chmod(path, 0o755)
+                shutil.copyfile(target, path + '.new')
+                os.chmod(path + '.new', 0o755)
             else:
-                os.symlink('redo.py', path)
+                os.symlink('redo.py', path + '.new')
+            os.replace(path + '.new', path)
     except OSError as e:
         raise Error('--install %s: %s' % (quote(dest), os_error(e)), EXIT_USAGE)
     return 'installed redo.py and %d commands (%s) in %s\n' % (

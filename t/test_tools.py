@@ -264,6 +264,12 @@ def test_install_option_over_an_earlier_install(sb):
     r = no_traceback(sb.run(str(dest / 'redo'), '--install', str(dest), env=env))
     assert r.returncode == 0, r.stderr
     check_bin_dir(dest, copies=False)
+    # An installed copy installs copies again over itself.
+    sb.run('./redo.py', '--install', str(dest), '--copy', cwd=v, env=env, check=True)
+    for cmd in ('redo', 'redo-ifchange'):
+        r = no_traceback(sb.run(str(dest / cmd), '--install', str(dest), '--copy', env=env))
+        assert r.returncode == 0, r.stderr
+        check_bin_dir(dest, copies=True)
 
 
 def test_install_option_error_is_one_line(sb):
