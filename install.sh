@@ -4,7 +4,7 @@
 # Usage: ./install.sh [PREFIX]      (or PREFIX=... DESTDIR=... ./install.sh)
 # Uninstall: rm "$PREFIX/bin/redo.py" "$PREFIX"/bin/redo "$PREFIX"/bin/redo-*
 set -e
-here=$(cd "$(dirname "$0")" && pwd)
+here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
 PREFIX=${1:-${PREFIX:-/usr/local}}
 bin=${DESTDIR-}$PREFIX/bin
 mkdir -p "$bin"

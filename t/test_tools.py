@@ -179,6 +179,17 @@ def test_install_sh_with_prefix(sb):
     assert os.listdir(bindir) == ['unrelated-tool']
 
 
+def test_install_sh_run_by_a_relative_path_with_cdpath_set(sb):
+    # cd prints the directory it found through CDPATH: it must not end up
+    # in the path install.sh copies from.
+    prefix = sb.path / 'prefix'
+    top = INSTALL_SH.parent
+    r = no_traceback(sb.run('sh', os.path.join(top.name, 'install.sh'), str(prefix),
+                            cwd=top.parent, env={'CDPATH': '.:' + str(sb.path)}))
+    assert r.returncode == 0, r.stderr
+    check_bin_dir(prefix / 'bin', copies=False)
+
+
 def test_install_sh_prefix_as_argument_and_its_uninstall_comment(sb):
     """`./install.sh ~/.local` (README), and the Uninstall line that
     install.sh's header gives."""
