@@ -2885,14 +2885,16 @@ class Run(Graph):
     def fail(self, n, job, status, seconds, old, problem):
         """Records n's build as failed, and says why."""
         job.remove_temporaries()
-        # The old output and its identity stay (the old target does, unless
-        # the .do wrote $1 itself: then that is what redo left there, so a
-        # hand edit after the failure is still told apart).  The
-        # dependencies are what the failed run asked for: a failed target
-        # is rebuilt whatever they say, and redo-log shows them.
+        # The old state stays, marked failed (a failed target is rebuilt
+        # whatever its dependencies say): its dependencies, and its output
+        # and identity, as the old target stays (unless the .do wrote $1
+        # itself: then that is what redo left there, so a hand edit after
+        # the failure is still told apart).  A target never built keeps
+        # what its failed run asked for, for redo-log.
         rec = old or Record(os.path.basename(n.path))
         rec.result = 'failed'
-        rec.deps = job.deps
+        if old is None:
+            rec.deps = job.deps
         rec.output = file_now(n.path, [rec.output] if rec.output else [])
         self.stamp_run(rec, job, status, seconds)
         write_record(n.path, rec, self.unsynced)

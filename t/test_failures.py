@@ -125,6 +125,22 @@ def test_failing_do_leaves_old_state_so_fixing_it_rebuilds(sb):
     assert sb.read('b') == 'two\n'
 
 
+def test_failing_do_keeps_the_old_dependencies_in_its_state(sb):
+    # SPEC §3: the old state, untouched (but for "failed"): what the failed
+    # run asked for is not recorded over what the last build used.
+    sb.write('s1', '1\n')
+    sb.write('newdep', 'n\n')
+    sb.write('c.do', 'redo-ifchange s1\ncat s1\n')
+    sb.ifchange('c', check=True)
+    before = [ln for ln in sb.read('.redo/c.rec').splitlines() if ln.startswith(('Dep:', 'End:'))]
+    sb.write('c.do', 'redo-ifchange s1 newdep\nexit 1\n')
+    assert sb.ifchange('c').returncode == 1
+    after = [ln for ln in sb.read('.redo/c.rec').splitlines() if ln.startswith(('Dep:', 'End:'))]
+    assert after == before
+    assert 'Result: failed' in sb.read('.redo/c.rec')
+    assert 'newdep' not in sb.run('redo-sources', check=True).stdout.split()
+
+
 def test_do_killed_by_a_signal_is_an_error(sb):
     sb.write('a.do', 'echo v1\n')
     sb.ifchange('a', check=True)
