@@ -831,6 +831,13 @@ class Dep:
         self.ident = ident
 
 
+def _finite(text):
+    x = float(text)
+    if x != x or x in (float('inf'), float('-inf')):
+        raise ValueError('not a finite number: %r' % text)
+    return x
+
+
 class Record:
     __slots__ = ('target', 'result', 'build', 'output', 'previous', 'stamp',
                  'always', 'do', 'run', 'exit', 'started', 'seconds', 'slot',
@@ -971,8 +978,8 @@ class Record:
         self.do = head.get('Do', '')
         self.run = head.get('Run', '')
         self.exit = int(head.get('Exit', 0))
-        self.started = float(head.get('Started', 0))
-        self.seconds = float(head.get('Seconds', 0))
+        self.started = _finite(head.get('Started', 0))
+        self.seconds = _finite(head.get('Seconds', 0))
         self.slot = int(head.get('Slot', 0))
         return self
 
@@ -3608,8 +3615,10 @@ def cmd_log(args, env):
             continue
         seen.add(path)
         indent = '  ' * depth
-        head = '%sredo %s (%s, exit %d, %.3fs)\n' % (
-            indent, g.rel(path), 'ok' if rec.result == 'ok' else 'FAILED', rec.exit, rec.seconds)
+        head = '%sredo %s (%s, %s, %.3fs)\n' % (
+            indent, g.rel(path), 'ok' if rec.result == 'ok' else 'FAILED',
+            'exit %d' % rec.exit if rec.exit >= 0 else 'killed by signal %d' % -rec.exit,
+            rec.seconds)
         out.write(head.encode('utf-8', 'surrogateescape'))
         log = read_bytes_or_none(state_file(path, LOG_SUFFIX)) or b''
         for line in log.splitlines():
@@ -3631,7 +3640,10 @@ def write_trace(g, dest):
     runs = [rec.run for p, rec in recs if rec.run]
     if not runs:
         raise Error('redo-log: no build recorded under %s' % quote(g.cwd))
-    last = max(runs, key=lambda r: float(r.split('.')[0]))
+    def when(run):                # its start, in ns; a garbled one is oldest
+        start = run.split('.')[0]
+        return int(start) if start.isdigit() else -1
+    last = max(runs, key=when)
     events = [{'name': 'process_name', 'ph': 'M', 'pid': 1, 'tid': 0,
                'args': {'name': 'redo ' + g.cwd}}]
     t0 = min(rec.started for p, rec in recs if rec.run == last)
@@ -3641,7 +3653,8 @@ def write_trace(g, dest):
         events.append({'name': g.rel(p), 'cat': 'target', 'ph': 'X', 'pid': 1,
                        'tid': rec.slot, 'ts': round((rec.started - t0) * 1e6),
                        'dur': round(rec.seconds * 1e6),
-                       'args': {'exit': rec.exit, 'result': rec.result, 'do': rec.do}})
+                       'args': {'exit' if rec.exit >= 0 else 'signal': abs(rec.exit),
+                                'result': rec.result, 'do': rec.do}})
     data = json.dumps({'traceEvents': events, 'displayTimeUnit': 'ms'}, indent=1)
     if dest == '-':
         out = std_stream('stdout')

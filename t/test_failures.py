@@ -243,13 +243,17 @@ def _garble(data, how):
         return data + b'\nWhat: is this\nNo: idea\n'
     if how == 'blank-lines-only':
         return b'\n\n\n'
+    if how == 'run-garbled':
+        return re.sub(rb'(?m)^Run: .*$', b'Run: garbage', data)
+    if how in ('seconds-nan', 'seconds-inf'):
+        return re.sub(rb'(?m)^Seconds: .*$', b'Seconds: ' + how[8:].encode(), data)
     raise AssertionError(how)
 
 
 GARBLINGS = ['empty', 'truncated', 'cut-mid-line', 'random-bytes', 'not-utf8',
              'nul-in-name',
              'numbers-garbled', 'fields-swapped', 'continuation-first',
-             'unknown-records', 'blank-lines-only']
+             'unknown-records', 'blank-lines-only', 'run-garbled', 'seconds-nan', 'seconds-inf']
 
 
 def _state_files(sb):
@@ -278,6 +282,10 @@ def test_garbled_state_is_never_fatal(sb, how):
             h.write(_garble(data, how))
         touched += 1
     assert touched
+    for cmd in (['redo-log', '-r', 'all'], ['redo-log', '--trace', '-']):
+        r = sb.run(*cmd)
+        assert 'Traceback' not in r.stderr, '%s:\n%s' % (cmd, r.stderr)
+        assert not re.search(r'(?i)\b(inf|infinity|nan)s?\b', r.stdout), r.stdout
     for cmd in (['redo-ifchange', 'all'], ['redo-ood'], ['redo-targets'],
                 ['redo-sources'], ['redo-dot'], ['redo-affects', 'src'],
                 ['redo', 'all'], ['redo-ifchange', 'all']):

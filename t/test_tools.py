@@ -948,6 +948,16 @@ def test_log_after_a_first_build_fails(sb):
     assert tree.get('bad.out') == ('FAILED', 3, ['bad: cannot find frobnitz.h']), r.stdout
 
 
+def test_log_of_a_do_killed_by_a_signal_names_the_signal(sb):
+    sb.write('x.do', 'echo before >&2\nkill -TERM $$\n')
+    assert sb.redo('x').returncode == 1
+    r = sb.run('redo-log', 'x', check=True)
+    assert r.stdout.splitlines()[0].startswith('redo x (FAILED, killed by signal 15, '), r.stdout
+    r = sb.run('redo-log', '--trace', '-', check=True)
+    event = [e for e in json.loads(r.stdout)['traceEvents'] if e.get('name') == 'x'][0]
+    assert event['args']['signal'] == 15 and 'exit' not in event['args'], event
+
+
 def test_log_unknown_target_is_an_error(sb):
     r = no_traceback(sb.run('redo-log', 'nothing'))
     assert r.returncode != 0 and 'nothing' in r.stderr
