@@ -3413,7 +3413,8 @@ def cmd_stamp(args, env):
 
 
 def walk_records(root):
-    """Yields (path, Record) for every target with state under root."""
+    """Yields (path, Record) for every target with state under root (a
+    garbled state file too: its target is out of date, but still one)."""
     for d, dirs, files in os.walk(root):
         if STATE_DIR in dirs:
             sd = os.path.join(d, STATE_DIR)
@@ -3424,8 +3425,11 @@ def walk_records(root):
             for name in names:
                 if name.endswith(STATE_SUFFIX):
                     rec = read_record_file(os.path.join(sd, name))
-                    if rec is not None and rec.result != GARBLED:
-                        yield os.path.join(d, rec.target), rec
+                    if rec is None:
+                        continue
+                    if rec.result == GARBLED and state_key(rec.target) != rec.target:
+                        continue  # a long name, hashed: not known any more
+                    yield os.path.join(d, rec.target), rec
         dirs[:] = sorted(x for x in dirs if x != STATE_DIR)
 
 

@@ -296,6 +296,18 @@ def test_garbled_state_is_never_fatal(sb, how):
     assert sb.read('src') == 'one\n'
 
 
+def test_a_target_with_a_garbled_state_file_is_listed_out_of_date(sb):
+    sb.write('a.do', 'echo a\n')
+    sb.write('all.do', 'redo-ifchange a\n')
+    sb.redo('all', check=True)
+    sb.write('.redo/a.rec', 'garbage\n')
+    assert sb.run('redo-targets', check=True).stdout.split() == ['a', 'all']
+    assert sb.run('redo-ood', check=True).stdout.split() == ['a', 'all']
+    for cmd in (['redo-sources'], ['redo-dot'], ['redo-affects', 'a'], ['redo-log', '--trace', '-']):
+        r = sb.run(*cmd)
+        assert 'Traceback' not in r.stderr and r.returncode == 0, (cmd, r.stderr)
+
+
 def test_state_file_replaced_by_directory_is_never_fatal(sb):
     sb.write('a.do', 'echo a\n')
     sb.ifchange('a', check=True)
