@@ -1268,7 +1268,7 @@ def test_example_readme_first_command(example):
     assert lines['site/about.html'] == ['rendering about']
     depth = {t: d for d, t, *_ in tree}
     assert depth['site/index.html'] > depth['all']
-    assert depth['pages.list'] > depth['site/index.html']
+    assert depth['pages.list'] > depth['all']     # all.do reads the list too
 
 
 def rebuilt(r):
@@ -1284,20 +1284,24 @@ def test_example_incremental(example):
     p.write_text(p.read_text() + 'One more line.\n')
     assert rebuilt(example.redo()) == ['all', 'pages.list', 'site/about.html', 'site/stats.txt']
     assert 'One more line.' in (example.path / 'site' / 'about.html').read_text()
-    # A new page changes the list, so the index.
+    # A new page changes the list: the index, the page itself (its link
+    # is not left dangling) and the statistics.
     (example.path / 'pages' / 'new.txt').write_text('New\nfresh\n')
-    assert rebuilt(example.redo()) == ['all', 'pages.list', 'site/index.html']
+    assert rebuilt(example.redo()) == ['all', 'pages.list', 'site/index.html',
+                                       'site/new.html', 'site/stats.txt']
     assert 'new.html' in (example.path / 'site' / 'index.html').read_text()
+    assert 'fresh' in (example.path / 'site' / 'new.html').read_text()
+    assert 'new.html' in (example.path / 'site' / 'stats.txt').read_text()
     # The template: every page, not the index.
     t = example.path / 'template.sh'
     t.write_text(t.read_text().replace('<h1>', '<h1 class="title">'))
     assert rebuilt(example.redo()) == ['all', 'pages.list', 'site/about.html',
-                                       'site/history.html', 'site/stats.txt']
+                                       'site/history.html', 'site/new.html', 'site/stats.txt']
     # VERSION appears (an ifcreate): everything that shows the version.
     (example.path / 'VERSION').write_text('2.0\n')
     assert rebuilt(example.redo()) == ['all', 'pages.list', 'site/about.html',
                                        'site/history.html', 'site/index.html',
-                                       'site/stats.txt', 'version']
+                                       'site/new.html', 'site/stats.txt', 'version']
     assert 'version 2.0' in (example.path / 'site' / 'history.html').read_text()
     # redo-ifchange at top level: only the always-run list.
     assert rebuilt(example.redo('ifchange', 'all')) == ['pages.list']

@@ -1,3 +1,5 @@
 # Word counts of the rendered pages.
-redo-ifchange about.html history.html
-wc -w about.html history.html
+redo-ifchange ../pages.list
+pages=$(sed 's|$|.html|' ../pages.list)
+redo-ifchange $pages
+wc -w $pages
