@@ -213,6 +213,7 @@ LOG_SUFFIX = '.log'
 SUMMARY = 'summary'               # parsed state files, a cache (§9)
 TMP3_DIR = 'tmp'                  # $3 lives in .redo/tmp/<name>
 STDOUT_DIR = 'out'                # stdout is caught in .redo/out/<name>
+LOG_TMP_DIR = 'log'               # stderr, until the build ends: .redo/log/<name>
 
 COMMAND_NAMES = ('redo', 'ifchange', 'ifcreate', 'always', 'stamp', 'ood',
                  'targets', 'sources', 'whichdo', 'log', 'dot', 'affects',
@@ -1752,6 +1753,8 @@ class Job:
         self.tmp3 = tmp_file(node.path, TMP3_DIR)
         self.out = tmp_file(node.path, STDOUT_DIR)
         self.log = state_file(node.path, LOG_SUFFIX)
+        self.log_tmp = tmp_file(node.path, LOG_TMP_DIR)
+        self.logged = False       # log_tmp was made
         self.before = None
         self.started = 0.0
         self.ended = 0.0
@@ -1807,7 +1810,7 @@ class Job:
         n = self.node
         unlink_quiet(self.tmp3)           # what a killed run left
         unlink_quiet(self.out)
-        unlink_quiet(self.log)
+        unlink_quiet(self.log_tmp)
         self.before = fingerprint(lstat_or_none(n.path))
         self.started = time.time()
         os.write(self.gate_w, b'go\n')
@@ -1871,8 +1874,10 @@ class Job:
     def keep_log(self, chunk):
         if self.log_fd is None:
             try:
-                self.log_fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-            except OSError:
+                self.run.make_dirs(os.path.dirname(self.log_tmp))
+                self.log_fd = os.open(self.log_tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+                self.logged = True
+            except (OSError, Error):
                 self.log_fd = -1
         if self.log_fd >= 0:
             try:
@@ -1908,8 +1913,22 @@ class Job:
             unlink_quiet(self.fifo)
             unlink_quiet(os.path.join(self.run.dir, '%d.c' % self.id))
 
+    def publish_log(self):
+        """The build ended (built or failed): its stderr becomes the log.
+        An interrupted one leaves the log of the build before it, which
+        goes with the state that stays."""
+        try:
+            if self.logged:
+                os.replace(self.log_tmp, self.log)
+            else:
+                unlink_quiet(self.log)
+        except OSError:
+            unlink_quiet(self.log_tmp)
+
     def remove_temporaries(self):
         unlink_quiet(self.tmp3)
+        if self.logged:
+            unlink_quiet(self.log_tmp)
         if self.out_fd is not None:
             unlink_quiet(self.out)
 
@@ -2868,6 +2887,7 @@ class Run(Graph):
         except Error as e:
             # The old target stays: so do its output and identity.
             return self.fail(n, job, status, seconds, old, str(e))
+        job.publish_log()
         job.remove_temporaries()
         n.rec = rec
         n.fp = None
@@ -2891,6 +2911,7 @@ class Run(Graph):
 
     def fail(self, n, job, status, seconds, old, problem):
         """Records n's build as failed, and says why."""
+        job.publish_log()
         job.remove_temporaries()
         # The old state stays, marked failed (a failed target is rebuilt
         # whatever its dependencies say): its dependencies, and its output
@@ -3541,7 +3562,7 @@ def cleanup_state_dir(sd):
             files.setdefault(name[:-len(LOG_SUFFIX)], []).append(os.path.join(sd, name))
         elif name.endswith('.tmp') and not pid_alive(name[:-4].rpartition('.')[2]):
             unlink_quiet(os.path.join(sd, name))
-    for kind in (TMP3_DIR, STDOUT_DIR):
+    for kind in (TMP3_DIR, STDOUT_DIR, LOG_TMP_DIR):
         kd = os.path.join(sd, kind)
         try:
             entries = os.listdir(kd)

@@ -111,6 +111,28 @@ def test_signal_ends_every_do_removes_temporaries_keeps_old_state(sb, procs, sig
     assert temporaries(sb) == []
 
 
+def test_an_interrupted_build_leaves_the_log_of_the_build_before(sb, procs):
+    # redo-log shows the state's build: its stderr, not the interrupted
+    # one's (which the state does not describe).
+    sb.write('t.do', 'echo "stderr of build $(cat n)" >&2\n'
+                     '[ ! -e slow ] || { echo $$ >t.pid; sleep 30; }\ncat n\n')
+    sb.write('n', '1\n')
+    sb.redo('t', check=True)
+    sb.write('n', '2\n')
+    sb.write('slow', '')
+    p = procs(sb, 'redo', 't')
+    read_pids(sb, ['t.pid'], p)
+    p.signal(signal.SIGINT)
+    assert p.wait(EXIT_TIMEOUT) == 128 + signal.SIGINT, p.stderr
+    r = sb.run('redo-log', 't', check=True)
+    assert r.stdout.splitlines()[1:] == ['  stderr of build 1'], r.stdout
+    assert sb.read('t') == '1\n'
+    os.unlink(sb.path / 'slow')
+    sb.redo('t', check=True)
+    r = sb.run('redo-log', 't', check=True)
+    assert r.stdout.splitlines()[1:] == ['  stderr of build 2'], r.stdout
+
+
 @pytest.mark.parametrize('sig', SIGNALS, ids=SIG_IDS)
 def test_signal_while_a_do_waits_for_its_dependencies(sb, procs, sig):
     # -j1 and a chain a -> b -> c: a and b wait (in redo-ifchange), c runs.
