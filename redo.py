@@ -1384,17 +1384,15 @@ class Graph:
     def why_local(self, n, rec):
         """The reasons that need no other target brought up to date first.
         Returns (reason, [(dep, node), ...] of dependencies that are targets)."""
+        if rec.result == GARBLED:
+            return 'its state file cannot be read', ()
+        reason = self.why_modified(n, rec)    # a failed build's state too
+        if reason is MODIFIED:
+            self.modified.add(n.path)
+            return MODIFIED, ()
         if rec.result != 'ok':
-            if rec.result == GARBLED:
-                return 'its state file cannot be read', ()
-            if self.why_modified(n, rec) is MODIFIED:
-                self.modified.add(n.path)
-                return MODIFIED, ()
             return 'its last build failed', ()
-        reason = self.why_modified(n, rec)
         if reason is not None:
-            if reason is MODIFIED:
-                self.modified.add(n.path)
             return reason, ()
         if n.forced:
             return 'redo was asked to build it', ()
