@@ -12,30 +12,29 @@ case $n in redo-*) c=${n#redo-} ;; *) c=redo ;; esac
 s=
 if [ "$c" = redo ] && [ "$n" != redo ]; then
   case ${1-} in
-    redo|ifchange|ifcreate|always|stamp|ood|targets|sources|whichdo|log|dot|affects|cleanup) c=$1 s=1 ;;
+    redo|ifchange|ifcreate|always|stamp|recheck|ood|targets|sources|whichdo|log|dot|affects|cleanup) c=$1 s=1 ;;
     redo-*) c=${1#redo-} s=1 ;;
   esac
 fi
 r=${REDO_RUN-}
-case $c in redo|ifchange|ifcreate|always|stamp) [ -n "$r" ] && [ -p "$r/req" ] || r= ;; *) r= ;; esac
-if [ -n "$r" ]; then
-  if [ -n "$s" ]; then a=${2-}; else a=${1-}; fi
-  case $a in -*) r= ;; esac
-fi
+case $c in redo|ifchange|ifcreate|always|stamp|recheck) [ -n "$r" ] && [ -p "$r/req" ] || r= ;; *) r= ;; esac
 [ -n "$r" ] && { kill -0 "${REDO_PID-x}"; } 2>/dev/null || r=
+if [ -n "$r" ]; then
+  for a; do case $a in -h|--help|-V|--version|--install|--install=*|-[!-]*[hV]*) r= ;; esac; done
+fi
 if [ -n "$r" ]; then
   [ -n "$s" ] && shift
   j=${REDO_JOB-0}
   if [ "$c" = stamp ]; then
-    { printf '%s\0' "$PWD"; cat; } >"$r/$$.q" || exit 2
+    { printf '%s\0\0' "$PWD"; cat; } >"$r/$$.q" || exit 2
   else
-    printf '%s\0' "$PWD" "$@" >"$r/$$.q" || exit 2
+    { printf '%s\0' "$PWD"; export -p; printf '\0'; [ $# = 0 ] || printf '%s\0' "$@"; } >"$r/$$.q" || exit 2
   fi
   set -C
   if { true >"$r/$j.c"; } 2>/dev/null; then k=J f=$r/$j.r; else k=P f=$r/$$.r; mkfifo "$f" || exit 2; fi
   printf '%s %s %s %s\n' "$c" "$j" $$ $k 1<>"$r/req" || exit 2
   x=
-  { kill -0 "$REDO_PID" && read -r x <"$f"; } 2>/dev/null
+  kill -0 "$REDO_PID" 2>/dev/null && read -r x <"$f"
   printf 'done %s %s %s\n' "$j" $$ $k 1<>"$r/req" 2>/dev/null
   case $x in [0-9]|[0-9][0-9]|[0-9][0-9][0-9]) exit "$x" ;; esac
   echo "redo-$c: lost contact with the running redo" >&2
@@ -197,6 +196,7 @@ ENV_DEBUG = 'REDO_DEBUG'          # 1: -d
 ENV_VERBOSE = 'REDO_VERBOSE'      # 1: -v for every target (as -vv)
 ENV_NO_COLOR = 'NO_COLOR'
 ENV_MAKEFLAGS = 'MAKEFLAGS'
+ENV_SHUFFLE = 'REDO_SHUFFLE'      # 1: --shuffle
 ENV_PYTHON = 'REDO_PYTHON'        # the interpreter the sh launcher starts
 
 # What redo passes to the .do scripts it runs (see the README).
@@ -215,7 +215,7 @@ TMP3_DIR = 'tmp'                  # $3 lives in .redo/tmp/<name>
 STDOUT_DIR = 'out'                # stdout is caught in .redo/out/<name>
 LOG_TMP_DIR = 'log'               # stderr, until the build ends: .redo/log/<name>
 
-COMMAND_NAMES = ('redo', 'ifchange', 'ifcreate', 'always', 'stamp', 'ood',
+COMMAND_NAMES = ('redo', 'ifchange', 'ifcreate', 'always', 'stamp', 'recheck', 'ood',
                  'targets', 'sources', 'whichdo', 'log', 'dot', 'affects',
                  'cleanup')
 
@@ -267,13 +267,23 @@ class Term:
 
     GREEN, RED, YELLOW, BOLD, PLAIN = '\033[32m', '\033[31m', '\033[33m', '\033[1m', '\033[m'
 
-    def __init__(self, env, progress=True):
-        tty = os.isatty(2)
+    def __init__(self, env, progress=True, fd=2, fallback=None):
+        tty = os.isatty(fd)
         self.color = (tty and ENV_NO_COLOR not in env
                       and env.get('TERM', 'dumb') != 'dumb')
         self.progress = progress and tty and env.get('TERM', 'dumb') != 'dumb'
         self.status = ''                 # the progress line now on screen
         self.lost = False                # writing to stderr failed
+        self.fd = fd                     # 2, or the stderr of a nested call
+        self.fallback = fallback         # where it writes once closed
+
+    def close(self):
+        """A nested call's stderr: closed when the call ends; what comes
+        after (a target it started and another call still waits for) goes
+        to the fallback."""
+        if self.fallback is not None and self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def paint(self, color, text):
         return color + text + self.PLAIN if self.color else text
@@ -287,10 +297,13 @@ class Term:
         self._write(data)
 
     def _write(self, data):
+        if self.fd is None:
+            self.fallback.write(data)
+            return
         if self.lost:
             return
         try:
-            write_all(2, data)
+            write_all(self.fd, data)
         except OSError:
             self.lost = True
             self.progress = False
@@ -578,6 +591,36 @@ def abs_path(cwd, name):
     return os.path.normpath(os.path.join(cwd, name))
 
 
+def kernel_path(path):
+    """An absolute path with `..` taken as the kernel takes it: the parent
+    of what the name before it is, a symbolic link followed, and the
+    spelling of the rest kept as given."""
+    out = []
+    todo = path.split('/')[::-1]
+    links = 0
+    while todo:
+        c = todo.pop()
+        if c in ('', '.'):
+            continue
+        if c != '..':
+            out.append(c)
+            continue
+        if not out:
+            continue
+        try:
+            link = os.readlink('/' + '/'.join(out))
+        except (OSError, ValueError):
+            link = None
+        out.pop()
+        links += link is not None
+        if link is not None and links <= 40:
+            if link.startswith('/'):
+                out = []
+            todo.append('..')
+            todo.extend(link.split('/')[::-1])
+    return '/' + '/'.join(out)
+
+
 def rel_path(path, base):
     """path relative to the directory base (both absolute, normalised)."""
     if base == '/':
@@ -692,6 +735,23 @@ def fingerprint(st, path=None):
         except (OSError, ValueError):
             fp += '>' + ABSENT
     return fp
+
+
+def _fp_is_dir(fp):
+    """Whether a fingerprint is that of a directory."""
+    try:
+        return int(fp.split(':')[2], 8) & 0o170000 == 0o040000
+    except (IndexError, ValueError):
+        return False
+
+
+def _fp_times(fp):
+    """The later of a fingerprint's mtime and ctime, in ns (0 if unknown)."""
+    try:
+        _, _, _, m, c = fp.partition('>')[0].split(':')
+        return max(int(m), int(c) if c != '*' else 0)
+    except ValueError:
+        return 0
 
 
 def fingerprint_sans_ctime(fp):
@@ -1129,6 +1189,7 @@ def find_do(path, top, exists_fn=exists):
 # to date; MODIFIED means a target was changed by hand and is now a source.
 
 MODIFIED = 'it was modified outside redo'
+NO_DO = 'no .do file can build it now'
 UNKNOWN = ()              # not looked at yet
 UNREAD = ((),)            # Node.rec: it has a state file, not read yet
 MODES = {}                # st_mode -> itself: one int object per mode
@@ -1139,7 +1200,7 @@ class Node:
     # every slot counts (the lock of a target being built is in Run.locks).
     __slots__ = ('path', 'rec', 'fp', 'ident', 'mode', 'now_fp', 'done', 'ok',
                  'started', 'waiters', 'waiting', 'parent', 'depth',
-                 'forced', 'top')
+                 'forced', 'top', 'call', 'direct')
 
     def __init__(self, path):
         self.path = path
@@ -1157,6 +1218,8 @@ class Node:
         self.depth = 0
         self.forced = False       # `redo`, not `redo-ifchange`
         self.top = False          # named on the command line
+        self.call = None          # the Call it is checked or built for
+        self.direct = False       # named by that call (not a dependency)
 
 
 class Graph:
@@ -1381,32 +1444,41 @@ class Graph:
             n.fp, n.ident = fp, identity(n.path, mode)
         return n.ident
 
-    def why_local(self, n, rec):
-        """The reasons that need no other target brought up to date first.
-        Returns (reason, [(dep, node), ...] of dependencies that are targets)."""
+    def why_head(self, n, rec):
+        """The reasons that are not in the dependencies, or None."""
         if rec.result == GARBLED:
-            return 'its state file cannot be read', ()
+            return 'its state file cannot be read'
         reason = self.why_modified(n, rec)    # a failed build's state too
         if reason is MODIFIED:
             self.modified.add(n.path)
-            return MODIFIED, ()
+            return MODIFIED
         if rec.result != 'ok':
-            return 'its last build failed', ()
+            return 'its last build failed'
         if reason is not None:
-            return reason, ()
+            return reason
         if n.forced:
-            return 'redo was asked to build it', ()
+            return 'redo was asked to build it'
         if rec.always:
-            return 'it calls redo-always', ()
+            return 'it calls redo-always'
         d, _, name = n.path.rpartition('/')
         d = d or '/'
         # The usual case in short: its own NAME.do, always the first choice.
         if rec.do != name + '.do' or not self.exists_memo(n.path + '.do'):
             do = self.find_do(n.path)
             if do is None:
-                return 'no .do file can build it now', ()
+                return NO_DO
             if rel_path(do.path, d) != rec.do:
-                return '%s would build it now' % quote(self.rel(do.path)), ()
+                return '%s would build it now' % quote(self.rel(do.path))
+        return None
+
+    def why_local(self, n, rec):
+        """The reasons that need no other target brought up to date first
+        (for a static look: redo-ood, redo-dot).  Returns (reason,
+        [(dep, node), ...] of dependencies that are targets)."""
+        reason = self.why_head(n, rec)
+        if reason is not None:
+            return reason, ()
+        d = n.path.rpartition('/')[0] or '/'
         targets = []
         for dep in rec.deps:
             dn = self.node(abs_path(d, dep.name))
@@ -1457,6 +1529,9 @@ class Graph:
                     stack.pop()
                     continue
                 reason, targets = self.why_local(n, rec)
+                if reason is NO_DO and exists(n.path):
+                    reason = None         # a source now (SPEC §3)
+                    targets = ()
                 if reason is not None:
                     memo[n.path] = None if reason is MODIFIED else reason
                     stack.pop()
@@ -1633,15 +1708,20 @@ class Slots:
         else:
             self.free += 1
 
-    def hand_out(self):
-        """Yields the tasks that get a slot now."""
+    def hand_out(self, wanted=None):
+        """Yields (task, True) for the tasks that get a slot now, and
+        (task, False) for those about to start a .do whose node is no longer
+        wanted (wanted(node) is false)."""
         import heapq
         while self.resume or self.start:
+            if not self.resume and wanted is not None and not wanted(self.start[0][2].node):
+                yield heapq.heappop(self.start)[2], False
+                continue
             if self.free > 0:
                 self.free -= 1
             elif not self.server.take():
                 return
-            yield self.resume.pop(0) if self.resume else heapq.heappop(self.start)[2]
+            yield (self.resume.pop(0) if self.resume else heapq.heappop(self.start)[2]), True
 
     def drain(self):
         """Yields the tasks waiting to start a .do (when the build stops)."""
@@ -1653,22 +1733,26 @@ class Slots:
 # §11 Running one .do
 # =============================================================================
 # The script runs with its own directory as cwd, stdin from /dev/null,
-# stdout into dir/.redo/out/name and stderr into a pipe that the coordinator
-# copies to its stderr and to dir/.redo/name.log.  posix_spawn cannot change
-# directory, so a one-line sh wrapper does the cd and then sources the .do
-# (or execs it when it is executable and starts with `#!`, see
-# runs_by_itself): `sh -e file.do` in one process.
+# stdout into dir/.redo/out/name (a regular file: seeking tools work) and
+# stderr into a pipe that the coordinator copies to the caller's stderr and
+# to dir/.redo/name.log.  posix_spawn cannot change directory, so a
+# one-line sh wrapper opens stdout, does the cd and then sources the .do
+# (or execs its `#!` interpreter, see shebang_of): `sh -e file.do` in one
+# process.
 #
 # The wrapper first reads a `go` line from its stdin, a pipe from the
 # coordinator, then takes /dev/null as stdin.  So the shell can be started
 # ahead, on a CPU that no job uses, while the slots are taken
 # (Run.start_ahead); a slot that frees then starts the .do with one write, not
 # a process start.  At end of file (the coordinator dropped the job, or
-# died) it exits, having run nothing.
+# died) it exits, having run nothing.  Its stdout file is made only after
+# the go, when the target's lock is held.
 
 SH = '/bin/sh'
-WRAP_GATE = 'read -r __redo_go && [ "$__redo_go" = go ] || exit 0; unset __redo_go; exec </dev/null; '
-WRAP_SOURCE = WRAP_GATE + 'cd -- "$1" || exit 111; shift; %s. "$0"'
+WRAP_GATE = ('read -r __redo_go && [ "$__redo_go" = go ] || exit 0; unset __redo_go; '
+             'exec </dev/null >"$1" || exit 111; cd -- "$2" || exit 111; shift 2; ')
+WRAP_SOURCE = WRAP_GATE + '%s. "$0"'
+WRAP_EXEC = WRAP_GATE + 'exec "$@"'
 
 # The client again (see the top of the file and §12), as shell functions
 # that aliases put in place of the commands while the .do is sourced: a call
@@ -1677,14 +1761,17 @@ WRAP_SOURCE = WRAP_GATE + 'cd -- "$1" || exit 111; shift; %s. "$0"'
 # command would (errexit applies at the call), and make the request's name
 # unique with O_EXCL, since $$ is the same in the .do's subshells (the
 # coordinator removes the request file at `done`, so a name is not taken
-# again while its call waits).  Calls
-# with an option, and commands started otherwise (xargs, exec, #! scripts),
-# use the programs in REDO_RUN/bin.  Left out under -x and -v, whose traces
-# would show them.
+# again while its call waits).  What a separate program would do instead
+# (--help, --version, --install; a redo the .do cut off from the run by
+# unsetting REDO_RUN, which is then a new top-level redo) runs the programs
+# found on PATH.  Left out under -x and -v, whose traces would show them.
 CLIENT_FUNCTIONS = r"""
 __redo_call() {
   __redo_c=$1; shift
-  case ${1-} in -*) if [ "$__redo_c" = redo ]; then command redo "$@"; else command "redo-$__redo_c" "$@"; fi; return ;; esac
+  __redo_x=
+  [ -n "${REDO_RUN-}" ] && [ -n "${REDO_JOB-}" ] && [ -p "$REDO_RUN/req" ] || __redo_x=1
+  for __redo_a; do case $__redo_a in -h|--help|-V|--version|--install|--install=*|-[!-]*[hV]*) __redo_x=1 ;; esac; done
+  if [ -n "$__redo_x" ]; then if [ "$__redo_c" = redo ]; then command redo "$@"; else command "redo-$__redo_c" "$@"; fi; return; fi
   case $- in *C*) __redo_C=1 ;; *) __redo_C=; set -C ;; esac
   __redo_n=0
   until { true >"$REDO_RUN/$$.$__redo_n.q"; } 2>/dev/null; do
@@ -1692,40 +1779,60 @@ __redo_call() {
     if [ "$__redo_n" -gt 99999 ]; then [ -n "$__redo_C" ] || set +C; echo "redo-$__redo_c: cannot reach the running redo" >&2; return 2; fi
   done
   __redo_i=$$.$__redo_n
-  if [ "$__redo_c" = stamp ]; then { printf '%s\0' "$PWD"; cat; } >|"$REDO_RUN/$__redo_i.q"; else printf '%s\0' "$PWD" "$@" >|"$REDO_RUN/$__redo_i.q"; fi
+  if [ "$__redo_c" = stamp ]; then { printf '%s\0\0' "$PWD"; cat; } >|"$REDO_RUN/$__redo_i.q"
+  else { printf '%s\0' "$PWD"; export -p; printf '\0'; [ $# = 0 ] || printf '%s\0' "$@"; } >|"$REDO_RUN/$__redo_i.q"; fi
   if { true >"$REDO_RUN/$REDO_JOB.c"; } 2>/dev/null; then __redo_k=J __redo_f=$REDO_RUN/$REDO_JOB.r; else __redo_k=P __redo_f=$REDO_RUN/$__redo_i.r; mkfifo "$__redo_f" || { [ -n "$__redo_C" ] || set +C; return 2; }; fi
   [ -n "$__redo_C" ] || set +C
   printf '%s %s %s %s\n' "$__redo_c" "$REDO_JOB" "$__redo_i" $__redo_k 1<>"$REDO_RUN/req"
-  __redo_x=; { kill -0 "$REDO_PID" && read -r __redo_x <"$__redo_f"; } 2>/dev/null || :
+  __redo_x=; kill -0 "$REDO_PID" 2>/dev/null && read -r __redo_x <"$__redo_f" || :
   printf 'done %s %s %s\n' "$REDO_JOB" "$__redo_i" $__redo_k 1<>"$REDO_RUN/req"
   case $__redo_x in [0-9]|[0-9][0-9]|[0-9][0-9][0-9]) return "$__redo_x" ;; esac
   echo "redo-$__redo_c: lost contact with the running redo" >&2; return 2
 }
-alias redo='__redo_call redo' redo-ifchange='__redo_call ifchange' redo-ifcreate='__redo_call ifcreate' redo-always='__redo_call always' redo-stamp='__redo_call stamp'
+alias redo='__redo_call redo' redo-ifchange='__redo_call ifchange' redo-ifcreate='__redo_call ifcreate' redo-always='__redo_call always' redo-stamp='__redo_call stamp' redo-recheck='__redo_call recheck'
 """
-WRAP_EXEC = WRAP_GATE + 'cd -- "$1" || exit 111; shift; exec "$0" "$@"'
+
+TMP3_PREFIX = '.redo3.'   # $3 is dir/.redo3.NAME, beside the target
 
 
-def runs_by_itself(path):
-    """Whether the .do at path is run through its `#!` line: executable and
-    starting with `#!`; else sh -e sources it (exec would run one without
-    `#!` with plain sh, no -e).  A directory is an Error (sh would source
-    it as an empty script)."""
+def shebang_of(path):
+    """The command that runs the .do at path: None for `sh -e` (sourced),
+    [path] for an executable with a `#!` line, [interpreter, (argument,)
+    path] for a `#!` line on a file that is not executable (as the kernel
+    would read it).  A directory is an Error (sh would source it as an
+    empty script)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
-        return os.access(path, os.X_OK)   # for sh or exec to report
+        return [path] if os.access(path, os.X_OK) else None   # for sh or exec to report
     try:
         if _is_dir(os.fstat(fd)):
             raise Error('cannot run %s: it is a directory' % quote(path))
-        return os.read(fd, 2) == b'#!' and os.access(path, os.X_OK)
+        head = os.read(fd, 256)
     except OSError:
-        return False
+        return None
     finally:
         os.close(fd)
+    if head[:2] != b'#!':
+        return None
+    if os.access(path, os.X_OK):
+        return [path]
+    words = os.fsdecode(head[2:].split(b'\n')[0]).strip().split(None, 1)
+    return (words + [path]) if words else None
+
+
+def tmp3_path(path):
+    d, _, name = path.rpartition('/')
+    if len(os.fsencode(name)) + len(TMP3_PREFIX) > 255:
+        return tmp_file(path, TMP3_DIR)     # too long a name for the prefix
+    return '%s/%s%s' % (d, TMP3_PREFIX, name)
 
 
 class Job:
+    """One run of a .do: its process, its output files, the dependencies it
+    asked for.  Owned by the build task of its node (Run.t_build), whose
+    slot it runs in; `calls` counts the requests of its .do in flight."""
+
     def __init__(self, run, node, do, jobid):
         self.run = run
         self.node = node
@@ -1733,22 +1840,23 @@ class Job:
         self.id = jobid
         self.pid = None
         self.waiter = None        # the task waiting for it to end
-        self.holding = True       # has a slot now
+        self.task = None          # the build task, which holds the slot
+        self.calls = 0            # requests of the .do being served
+        self.waiting = 0          # of those, the ones waiting for targets
+        self.calls_waiter = None  # the build task, once the .do ended
         self.deps = []            # Dep records, in order asked
         self.dep_names = set()
         self.always = False
         self.stamp = ''
         self.err_fd = None
+        self.err_id = None        # (dev, ino) of its stderr pipe
         self.err_buf = b''
         self.log_fd = None
-        self.out_r = None         # the .do's stdout, a pipe
-        self.out_fd = None        # .redo/out/NAME, made on the first byte
-        self.out_bytes = 0
-        self.out_error = None     # why its stdout could not be kept
+        self.in_place = False     # it made $1 a directory itself
         self.fifo = os.path.join(run.dir, '%d.r' % jobid)
         self.fifo_fd = None
         self.gate_w = None        # the wrapper's stdin until go()
-        self.tmp3 = tmp_file(node.path, TMP3_DIR)
+        self.tmp3 = tmp3_path(node.path)
         self.out = tmp_file(node.path, STDOUT_DIR)
         self.log = state_file(node.path, LOG_SUFFIX)
         self.log_tmp = tmp_file(node.path, LOG_TMP_DIR)
@@ -1757,35 +1865,40 @@ class Job:
         self.started = 0.0
         self.ended = 0.0
         self.status = None
+        self.term = node.call.term
 
     def spawn(self, env, xtrace, verbose, go):
         """Starts the .do's shell, which waits for go() (see WRAP_GATE),
         unless go is true: then it has its go before it starts."""
         n = self.node
-        d = os.path.dirname(n.path)
-        self.run.make_dirs(os.path.join(d, STATE_DIR, TMP3_DIR))
+        self.run.make_dirs(os.path.dirname(self.out))
+        if TMP3_PREFIX not in self.tmp3:
+            self.run.make_dirs(os.path.dirname(self.tmp3))
         os.mkfifo(self.fifo)
         self.fifo_fd = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK)
         gate_r, self.gate_w = os.pipe()
         if go:
             self.go()
-        self.out_r, out_w = os.pipe()
-        os.set_blocking(self.out_r, False)
-        actions = [(os.POSIX_SPAWN_DUP2, gate_r, 0),
-                   (os.POSIX_SPAWN_DUP2, out_w, 1)]
+        actions = [(os.POSIX_SPAWN_DUP2, gate_r, 0)]
         err_w = None
         if self.run.opts.logs:
             self.err_fd, err_w = os.pipe()
             os.set_blocking(self.err_fd, False)
+            st = os.fstat(self.err_fd)
+            self.err_id = (st.st_dev, st.st_ino)
             actions.append((os.POSIX_SPAWN_DUP2, err_w, 2))
+        elif self.term.fd not in (None, 2):
+            actions.append((os.POSIX_SPAWN_DUP2, self.term.fd, 2))
         do = self.do
         arg3 = rel_path(self.tmp3, do.dir)
-        if runs_by_itself(do.path):
-            argv = [SH, '-c', WRAP_EXEC]
+        command = shebang_of(do.path)
+        if command is not None:
+            argv = [SH, '-c', WRAP_EXEC, do.path, self.out, do.dir] + command
         else:
             flags = ('set -x; ' if xtrace else '') + ('set -v; ' if verbose else '')
-            argv = [SH, '-e', '-c', WRAP_SOURCE % (flags or CLIENT_FUNCTIONS)]
-        argv += [do.path, do.dir, do.arg1, do.arg2, arg3]
+            argv = [SH, '-e', '-c', WRAP_SOURCE % (flags or CLIENT_FUNCTIONS), do.path,
+                    self.out, do.dir]
+        argv += [do.arg1, do.arg2, arg3]
         env = dict(env)
         env[ENV_JOB] = str(self.id)
         env[ENV_TARGET] = n.path
@@ -1798,7 +1911,6 @@ class Job:
             raise Error('cannot run %s: %s' % (quote(do.path), e.strerror))
         finally:
             os.close(gate_r)
-            os.close(out_w)
             if err_w is not None:
                 os.close(err_w)
 
@@ -1809,6 +1921,7 @@ class Job:
         unlink_quiet(self.tmp3)           # what a killed run left
         unlink_quiet(self.out)
         unlink_quiet(self.log_tmp)
+        make_dirs(os.path.dirname(self.out))   # a .do may have removed it
         self.before = fingerprint(lstat_or_none(n.path))
         self.started = time.time()
         os.write(self.gate_w, b'go\n')
@@ -1844,30 +1957,13 @@ class Job:
         if cut:
             chunk, self.err_buf = self.err_buf[:cut], self.err_buf[cut:]
             self.keep_log(chunk)
-            self.run.term.write(chunk)
+            self.term.write(chunk)
         return more
 
-    def read_stdout(self):
-        """Moves what the .do wrote to stdout into .redo/out/NAME, which is
-        only made if it writes something.  Returns False at end of file."""
-        while True:
-            try:
-                data = os.read(self.out_r, 1 << 16)
-            except BlockingIOError:
-                return True
-            if not data:
-                return False
-            if self.out_error is not None:
-                continue          # read on, so that the .do is not stopped
-            try:
-                if self.out_fd is None:
-                    self.run.make_dirs(os.path.dirname(self.out))
-                    self.out_fd = os.open(self.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-                write_all(self.out_fd, data)
-            except (OSError, Error) as e:
-                self.out_error = 'cannot keep its stdout in %s: %s' % (
-                    quote(self.out), getattr(e, 'strerror', None) or e)
-            self.out_bytes += len(data)
+    def out_size(self):
+        """How much the .do wrote to stdout (None: the file is gone)."""
+        st = lstat_or_none(self.out)
+        return None if st is None else st.st_size
 
     def keep_log(self, chunk):
         if self.log_fd is None:
@@ -1890,13 +1986,6 @@ class Job:
         if self.gate_w is not None:
             os.close(self.gate_w)
             self.gate_w = None
-        if self.out_r is not None:
-            self.read_stdout()
-            os.close(self.out_r)
-            self.out_r = None
-        if self.out_fd is not None:
-            os.close(self.out_fd)
-            self.out_fd = -1
         if self.err_fd is not None:
             self.read_stderr(final=True)
             os.close(self.err_fd)
@@ -1927,7 +2016,7 @@ class Job:
         unlink_quiet(self.tmp3)
         if self.logged:
             unlink_quiet(self.log_tmp)
-        if self.out_fd is not None:
+        if self.started:
             unlink_quiet(self.out)
 
     def add_dep(self, dep):
@@ -1950,8 +2039,10 @@ class Job:
 # nothing is read from disk twice in a run.
 #
 # The protocol, all in REDO_RUN (a private directory):
-#   - the client writes its request to <pid>.q: NUL-terminated fields, the
-#     working directory first, then the arguments (redo-stamp: stdin);
+#   - the client writes its request to <pid>.q: the working directory, the
+#     environment (what `export -p` prints: the .do files the call builds
+#     run with it, as under a separate process), then the arguments, each
+#     ended by a NUL (redo-stamp: an empty environment, then stdin);
 #   - it claims its job's reply fifo <job>.r by creating <job>.c with
 #     O_EXCL, or, if another client of the same job holds it (commands run
 #     in parallel from one .do), makes its own fifo <pid>.r;
@@ -1965,19 +2056,142 @@ class Job:
 # of nodes, a job slot, a running Job, a pause) and are resumed by the loop
 # in Run.build.  A wait on a node that already waits, through any chain,
 # on the waiter is a cycle, reported with its path instead of hanging.
+#
+# Each redo or redo-ifchange, at top level or from a .do, is a Call: its
+# options, its environment and its stderr apply to the targets it starts
+# and to all they build.  A failed target stops its call (unless -k): the
+# call's targets that have not started their .do do not start it, and the
+# call answers non-zero, for its .do to decide.  Nothing stops the run.
+#
+# Slots.  A task that holds a job slot has has_slot set; the slot goes
+# back in one place, Run.release, which the loop calls whenever a task
+# ends, normally or by an exception, so that no slot is ever lost.  A
+# .do's slot is held by its node's build task; while one of the .do's
+# requests waits for targets, the slot is given back, and it is taken
+# again only when none waits any more (requests in parallel from one .do
+# share that one slot).  Slots are handed out when no task can run: a
+# .do waiting to resume goes before a new one.
 
 SLOT = 'slot'
 RESUME = 'resume'
 
 
 class Task:
-    __slots__ = ('gen', 'node', 'nodes', 'count')
+    __slots__ = ('gen', 'node', 'nodes', 'count', 'call', 'owner', 'has_slot')
 
-    def __init__(self, gen, node):
+    def __init__(self, gen, node, call=None, owner=None):
         self.gen = gen
         self.node = node          # on whose behalf it waits (cycles), or None
         self.nodes = ()
         self.count = 0
+        self.call = call          # the Call it serves (t_top, t_serve)
+        self.owner = owner        # the task a RESUME takes a slot for
+        self.has_slot = False
+
+
+class Call:
+    """One redo or redo-ifchange: what applies to everything it builds."""
+    __slots__ = ('opts', 'env', 'limit', 'inherit', 'stopped', 'term')
+
+    def __init__(self, opts, env, term, limit=0, inherit=0):
+        self.opts = opts
+        self.env = env            # of the .do files it runs
+        self.term = term          # its stderr
+        self.limit = limit        # targets at once (0: no limit)
+        self.inherit = inherit    # the limit of the calls its .do files make
+        self.stopped = False      # one of its targets failed, no -k
+
+
+ANSI_C = {'n': '\n', 't': '\t', 'r': '\r', 'a': '\a', 'b': '\b', 'e': '\033',
+          'E': '\033', 'f': '\f', 'v': '\v', '\\': '\\', "'": "'", '"': '"', '?': '?'}
+
+
+def parse_exports(text):
+    """{name: value} of what `export -p` prints, in the forms of dash, bash
+    (`declare -x` too), ksh and busybox sh, and of the Python client; a
+    variable exported but unset is left out.  ValueError if garbled."""
+    s = text.decode('utf-8', 'surrogateescape')
+    env = {}
+    pos, n = 0, len(s)
+    try:
+        while pos < n:
+            while pos < n and s[pos] in ' \t\n':
+                pos += 1
+            start = pos
+            while pos < n and s[pos] not in ' \t\n=':
+                pos += 1
+            word = s[start:pos]
+            if pos < n and s[pos] == '=':
+                value, pos = _shell_word(s, pos + 1, n)
+                env[word] = value
+    except IndexError:
+        raise ValueError('garbled')
+    return env
+
+
+def _shell_word(s, pos, n):
+    """The value of the shell word at s[pos:], and where it ends."""
+    out = []
+    while pos < n:
+        c = s[pos]
+        if c in ' \t\n':
+            break
+        if c == "'":
+            end = s.index("'", pos + 1)
+            out.append(s[pos + 1:end])
+            pos = end + 1
+        elif c == '"':
+            pos += 1
+            while s[pos] != '"':
+                if s[pos] == '\\' and s[pos + 1] in '$`"\\\n':
+                    if s[pos + 1] != '\n':
+                        out.append(s[pos + 1])
+                    pos += 2
+                else:
+                    out.append(s[pos])
+                    pos += 1
+            pos += 1
+        elif c == '$' and s[pos + 1:pos + 2] == "'":
+            pos += 2
+            while s[pos] != "'":
+                if s[pos] != '\\':
+                    out.append(s[pos])
+                    pos += 1
+                    continue
+                e = s[pos + 1]
+                if e in 'xu':
+                    digits = ''
+                    pos += 2
+                    while len(digits) < (2 if e == 'x' else 4) and s[pos] in '0123456789abcdefABCDEF':
+                        digits += s[pos]
+                        pos += 1
+                    out.append(chr(int(digits or '0', 16)))
+                elif e in '01234567':
+                    digits = ''
+                    pos += 1
+                    while len(digits) < 3 and s[pos] in '01234567':
+                        digits += s[pos]
+                        pos += 1
+                    out.append(chr(int(digits, 8)))
+                else:
+                    out.append(ANSI_C.get(e, '\\' + e))
+                    pos += 2
+            pos += 1
+        elif c == '\\':
+            if s[pos + 1] != '\n':
+                out.append(s[pos + 1])
+            pos += 2
+        else:
+            out.append(c)
+            pos += 1
+    return ''.join(out), pos
+
+
+def export_text(env):
+    """env as `export -p` prints it (the Python client's part of the
+    protocol)."""
+    return ''.join("export %s='%s'\n" % (k, v.replace("'", "'\\''"))
+                   for k, v in env.items() if k.replace('_', 'a').isalnum())
 
 
 class Options:
@@ -1995,12 +2209,31 @@ class Options:
         self.logs = env.get(ENV_LOGS, '1') != '0'
         self.sync = not _flag(env, ENV_NO_SYNC)
         self.stop_if_modified = _flag(env, ENV_STOP_IF_MODIFIED)
+        self.shuffle = _flag(env, ENV_SHUFFLE)
         self.progress = True
+
+    def apply(self, v):
+        """The options of a command line (parse_options' values) over
+        those of the environment."""
+        jobs = v.get('j', v.get('jobs'))
+        if jobs is not None:
+            if not (jobs.isascii() and jobs.isdigit()):
+                raise Error('redo: -j %s: not a number' % jobs, EXIT_USAGE)
+            if len(jobs.lstrip('0')) > 9 or int(jobs) > MAX_JOBS:
+                raise Error('redo: -j %s: at most %d' % (jobs, MAX_JOBS), EXIT_USAGE)
+            self.cli_jobs = int(jobs) or min(os.cpu_count() or 1, MAX_JOBS)
+        self.keep_going |= bool(v.get('k') or v.get('keep-going'))
+        self.xtrace = max(self.xtrace, v.get('x', 0))
+        self.verbose = max(self.verbose, v.get('v', 0))
+        self.debug |= bool(v.get('d') or v.get('debug') or v.get('explain'))
+        self.silent |= bool(v.get('s') or v.get('silent'))
+        self.shuffle |= bool(v.get('shuffle'))
+        return self
 
     def export(self, env):
         for name, on in ((ENV_KEEP_GOING, self.keep_going), (ENV_DEBUG, self.debug),
                          (ENV_TRACE, self.xtrace > 1), (ENV_VERBOSE, self.verbose > 1),
-                         (ENV_SILENT, self.silent)):
+                         (ENV_SILENT, self.silent), (ENV_SHUFFLE, self.shuffle)):
             if on:
                 env[name] = '1'
             else:
@@ -2047,8 +2280,10 @@ class Run(Graph):
         self.ahead = None         # the Job started ahead (start_ahead)
         self.ahead_ok = False     # fewer jobs than CPUs: start shells ahead
         self.next_job = 1
-        self.stopping = False     # a failure: start nothing new
-        self.failed = False
+        self.stopping = False     # interrupted: start nothing new
+        self.calls_stopped = 0    # calls stopped by a failure, still waiting
+        self.env_cache = {}       # `export -p` of a call -> its environment
+        self.top_call = None
         self.signal = 0
         self.kill_at = 0.0
         self.doomed = set()       # children of .do scripts, when interrupted
@@ -2056,7 +2291,6 @@ class Run(Graph):
         self.timers = []
         self.fd_handlers = {}
         self.replies = {}         # (job, pid) -> fd of a client's own fifo
-        self.physical_dirs = {}   # a client's $PWD -> it without symlinks
         self.req_buf = b''
         self.run_id = '%d.%d' % (time.time_ns(), os.getpid())
         self.started = time.time()
@@ -2069,6 +2303,12 @@ class Run(Graph):
         self.dir = None
         self.poller = None
         self.sequential = False   # -j1: one thing at a time, in order
+        self.top_ok = False
+        try:
+            st = os.fstat(2)
+            self.err_id = (st.st_dev, st.st_ino)
+        except OSError:
+            self.err_id = None
 
     # -- setting up and tearing down ------------------------------------------
 
@@ -2125,6 +2365,7 @@ class Run(Graph):
         env[ENV_PYTHON] = sys.executable
         env['PATH'] = bin_dir + os.pathsep + env.get('PATH', os.defpath)
         self.opts.export(env)
+        self.top_call.env = env
         # -j, then make's jobserver, then REDO_JOBS, then one per CPU.
         server, warning = self.inherited
         if warning:
@@ -2179,10 +2420,14 @@ class Run(Graph):
         for p in paths:
             n = self.node(p)
             n.top = True
-            if not n.started:
-                n.forced = n.forced or forced
-            tops.append(n)
-        self.ready.append((Task(self.t_top(tops), None), None))
+            if n not in tops:
+                tops.append(n)
+        o = self.opts
+        sequential = (o.cli_jobs or o.jobs) == 1
+        self.top_call = call = Call(o, None, self.term, 1 if sequential else 0)
+        task = Task(None, None, call)
+        task.gen = self.t_top(task, call, tops, forced)
+        self.ready.append((task, None))
         import time
         while True:
             self.pump()
@@ -2218,7 +2463,7 @@ class Run(Graph):
             fsync_all(self.unsynced)
         if self.signal:
             return EXIT_SIGNAL + self.signal
-        return EXIT_OK if all(n.ok for n in tops) and not self.failed else EXIT_FAILED
+        return EXIT_OK if self.top_ok else EXIT_FAILED
 
     def show_progress(self):
         """The terminal's status line: targets done of those known so far,
@@ -2234,8 +2479,8 @@ class Run(Graph):
         text = '[%d/%d] %.0fs %s' % (done, known, now - self.started, running)
         self.term.show_status(text[:self.term.width() - 1])
 
-    def t_top(self, tops):
-        yield tops
+    def t_top(self, task, call, tops, forced):
+        self.top_ok = yield from self.t_call(task, None, call, tops, forced)
         self.top_done = True
 
     def poll(self, timeout):
@@ -2256,50 +2501,61 @@ class Run(Graph):
             self.ready.append((heapq.heappop(self.timers)[2], None))
 
     def pump(self):
-        """Runs tasks until every one of them waits for something."""
+        """Runs tasks until every one of them waits for something, then
+        hands out the free slots, and again while that wakes tasks."""
         ready = self.ready
-        while ready:
-            task, value = ready.popleft()
-            try:
-                want = task.gen.send(value)
-            except StopIteration:
-                continue
-            except (Error, OSError) as e:
-                if isinstance(e, OSError):
-                    e = os_error(e)
-                self.failed = True
-                n = task.node
-                if n is not None and not n.done:
-                    self.term.error('%s: %s%s' % (quote(self.rel(n.path)), e, self.chain_text(n)))
-                    self.finish(n, False)
-                else:
-                    self.term.error(str(e))
-                continue
-            if type(want) is list:
-                self.wait_nodes(task, want)
-            elif want is SLOT or want is RESUME:
-                if self.dir is None:
-                    self.start_jobs()
-                self.slots.want(task, want is RESUME)
-                self.hand_out_slots()
-            elif type(want) is Job:
-                want.waiter = task
-            elif want[0] == 'start':
-                for n in want[1]:
-                    if not n.started:
-                        self.start_node(n)
-                ready.append((task, None))
-            else:
-                import heapq
-                import time
-                heapq.heappush(self.timers, (time.time() + want[1], id(task), task))
+        while True:
+            while ready:
+                task, value = ready.popleft()
+                try:
+                    want = task.gen.send(value)
+                except StopIteration:
+                    self.release(task)
+                    continue
+                except (Error, OSError) as e:
+                    self.release(task)
+                    self.task_failed(task, e)
+                    continue
+                self.dispatch(task, want)
+            if not self.hand_out_slots():
+                return
+
+    def dispatch(self, task, want):
+        if type(want) is list:
+            self.wait_nodes(task, want)
+        elif want is SLOT or want is RESUME:
+            if self.dir is None:
+                self.start_jobs()
+            self.slots.want(task, want is RESUME)
+        elif type(want) is Job:
+            want.waiter = task
+        elif want[0] == 'start':
+            self.ready.append((task, None))
+        elif want[0] == 'calls':
+            want[1].calls_waiter = task
+        else:
+            import heapq
+            import time
+            heapq.heappush(self.timers, (time.time() + want[1], id(task), task))
+
+    def task_failed(self, task, e):
+        """An error inside redo fails the target it concerns, as a failed
+        .do would (SPEC §5): said, and the run goes on."""
+        if isinstance(e, OSError):
+            e = os_error(e)
+        n = task.node
+        if task.call is None and n is not None and not n.done:
+            n.call.term.error('%s: %s%s' % (quote(self.rel(n.path)), e, self.chain_text(n)))
+            self.finish(n, False)
+        else:
+            self.term.error(str(e))
 
     def wait_nodes(self, task, nodes):
         pending = []
         for n in nodes:
             if not n.done:
                 if not n.started:
-                    self.start_node(n)
+                    self.start_node(n, task.call or task.node.call)
                 pending.append(n)
         me = task.node
         for n in pending:
@@ -2342,9 +2598,13 @@ class Run(Graph):
                         stack.append(m)
         return None
 
-    def start_node(self, n):
+    def start_node(self, n, call, direct=False):
         n.started = True
-        self.ready.append((Task(self.t_update(n), n), None))
+        n.call = call
+        n.direct = direct
+        task = Task(None, n)
+        task.gen = self.t_update(n, task)
+        self.ready.append((task, None))
 
     def finish(self, n, ok):
         if self.ahead is not None and self.ahead.node is n:
@@ -2352,8 +2612,13 @@ class Run(Graph):
             self.ahead = None
         n.done = True
         n.ok = ok
+        n.forced = False
         waiters, n.waiters = n.waiters or (), None
         for t in waiters:
+            c = t.call
+            if not ok and c is not None and not c.stopped and not c.opts.keep_going:
+                c.stopped = True
+                self.calls_stopped += 1
             t.count -= 1
             if t.count == 0:
                 if t.node is not None:
@@ -2361,19 +2626,61 @@ class Run(Graph):
                     self.publish_waits(t.node)
                 self.ready.append((t, all(x.ok for x in t.nodes)))
 
+    def cancel(self, n):
+        """n's .do is not to start (its calls stopped, or the run was
+        interrupted): its waiters see a failure, and a later request checks
+        it anew."""
+        self.finish(n, False)
+        n.done = n.started = False
+        n.ok = None
+
+    def reset(self, n):
+        """n, done in this run, is to be checked (and maybe built) again."""
+        n.done = n.started = False
+        n.ok = None
+        n.fp = None
+        n.mode = UNKNOWN
+
+    def wanted(self, n):
+        """Whether a call that has not stopped waits for n, through any
+        chain of targets waiting for their dependencies."""
+        seen = {n.path}
+        todo = [n]
+        while todo:
+            for t in todo.pop().waiters or ():
+                if t.call is not None:
+                    if not t.call.stopped:
+                        return True
+                elif t.node is not None and t.node.path not in seen:
+                    seen.add(t.node.path)
+                    todo.append(t.node)
+        return False
+
     def hand_out_slots(self):
+        """Gives the free slots to the tasks that want one (a task whose
+        target no call wants any more gets False); True if any task was
+        woken."""
         if self.slots is None:
-            return
+            return False
+        woke = False
         if self.stopping:
             for t in self.slots.drain():
                 self.ready.append((t, False))
-        for t in self.slots.hand_out():
-            self.ready.append((t, True))
+                woke = True
+        wanted = self.wanted if self.calls_stopped else None
+        for t, granted in self.slots.hand_out(wanted):
+            if granted:
+                (t.owner or t).has_slot = True
+            self.ready.append((t, granted))
+            woke = True
         self.watch_tokens()
+        return woke
 
-    def give_slot(self):
-        self.slots.give_back()
-        self.hand_out_slots()
+    def release(self, task):
+        """The one place a slot goes back (see the design note)."""
+        if task.has_slot:
+            task.has_slot = False
+            self.slots.give_back()
 
     def watch_tokens(self):
         """Polls the jobserver pipe while tasks wait for a slot."""
@@ -2477,60 +2784,56 @@ class Run(Graph):
 
     # -- bringing one node up to date -------------------------------------------
 
-    def t_update(self, n):
+    def t_update(self, n, task):
         """The task of node n: check it, build it if it is out of date."""
+        term = n.call.term
         while True:
             rec = self.record(n)
             if rec is None:
                 if self.stat(n)[0] is not None:
                     if n.forced and n.top:
-                        self.term.warn('%s exists and was not built by redo: not redoing it'
-                                       % quote(self.rel(n.path)))
+                        term.warn('%s exists and was not built by redo: not redoing it'
+                                  % quote(self.rel(n.path)))
                     self.finish(n, True)
                     return
                 if self.find_do(n.path) is None:
-                    self.term.error('%s: no .do file to build it, and it does not exist%s'
-                                    % (quote(self.rel(n.path)), self.chain_text(n)))
+                    term.error('%s: no .do file to build it, and it does not exist%s'
+                               % (quote(self.rel(n.path)), self.chain_text(n)))
                     self.finish(n, False)
                     return
                 reason = 'it was never built'
             else:
-                reason, targets = self.why_local(n, rec)
-                if reason is None and targets:
-                    for dep, dn in targets:
-                        self.adopt(n, dn)
-                    yield [dn for dep, dn in targets]
-                    reason = self.why_targets(rec, targets)
+                reason = yield from self.t_why(n, rec)
                 if reason is MODIFIED:
                     what = '%s was modified outside redo' % quote(self.rel(n.path))
-                    if self.opts.stop_if_modified:
-                        self.term.error(what + ' (REDO_STOP_IF_MODIFIED is set)')
+                    if n.call.opts.stop_if_modified:
+                        term.error(what + ' (REDO_STOP_IF_MODIFIED is set)')
                         self.finish(n, False)
                     else:
-                        self.term.warn(what + ': leaving it alone, it is a source from now on')
+                        term.warn(what + ': leaving it alone, it is a source from now on')
                         self.finish(n, True)
+                    return
+                if reason is NO_DO and self.stat(n)[0] is not None:
+                    self.become_source(n)
                     return
                 if reason is None:
                     if rec.changed:
                         self.refresh_record(n, rec)
                     else:
                         rec.checked()
-                    if self.opts.debug:
+                    if n.call.opts.debug:
                         self.debug(n, 'up to date')
                     self.finish(n, True)
                     return
-            if self.opts.debug:
+            if n.call.opts.debug:
                 self.debug(n, 'out of date: ' + reason)
             if STATE_DIR in n.path.rsplit('/', 2)[1:]:
-                self.term.error('%s: redo keeps its state there, it cannot be built%s'
-                                % (quote(self.rel(n.path)), self.chain_text(n)))
+                term.error('%s: redo keeps its state there, it cannot be built%s'
+                           % (quote(self.rel(n.path)), self.chain_text(n)))
                 self.finish(n, False)
                 return
-            if self.stopping:
-                self.finish(n, False)
-                return
-            if not (yield SLOT):
-                self.finish(n, False)
+            if self.stopping or not (yield SLOT):
+                self.cancel(n)
                 return
             if self.take_lock(n):
                 # Another run may have built n since it was checked: if its
@@ -2539,24 +2842,72 @@ class Run(Graph):
                 if (fresh and fresh.build) == (rec and rec.build):
                     break
                 self.drop_lock(n)
-                self.give_slot()
+                self.release(task)
                 self.forget(n)
                 continue
             cycle = self.foreign_cycle(n) or self.ancestor_cycle(n)
             if cycle:
-                self.term.error('dependency cycle: %s'
-                                % ' -> '.join(quote(self.rel(p)) for p in cycle))
-                self.give_slot()
+                term.error('dependency cycle: %s'
+                           % ' -> '.join(quote(self.rel(p)) for p in cycle))
                 self.finish(n, False)
                 return
-            self.give_slot()
+            self.release(task)
             yield ('sleep', 0.05)
             self.forget(n)
         try:
-            ok = yield from self.t_build(n)
+            ok = yield from self.t_build(n, task)
         finally:
             self.drop_lock(n)
         self.finish(n, ok)
+
+    def t_why(self, n, rec):
+        """Why n, which has state rec, is out of date, or None; checking its
+        dependencies in the order its .do asked for them (SPEC §4): a target
+        among them is brought up to date first, and the first change ends
+        the check, so that what the .do no longer asks for is never built."""
+        reason = self.why_head(n, rec)
+        if reason is not None:
+            return reason
+        d = n.path.rpartition('/')[0] or '/'
+        for dep in rec.deps:
+            dn = self.node(abs_path(d, dep.name))
+            if dep.kind == 'Ifcreate':
+                if exists(dn.path):
+                    return '%s exists now' % quote(self.rel(dn.path))
+                continue
+            if not dn.done and not dn.started and not self.is_target(dn):
+                ident, refreshed = self.now(dn, dep)
+                if ident == dep.ident:
+                    rec.changed |= refreshed
+                    continue
+                if ident != ABSENT or self.find_do(dn.path) is None:
+                    return '%s changed' % quote(self.rel(dn.path))
+            if not dn.done:
+                self.adopt(n, dn)
+                if type((yield [dn])) is list:
+                    return 'its dependencies form a cycle'
+            if not dn.ok:
+                return '%s failed' % quote(self.rel(dn.path))
+            ident, refreshed = self.now(dn, dep)
+            if ident != dep.ident:
+                return '%s changed' % quote(self.rel(dn.path))
+            rec.changed |= refreshed
+        return None
+
+    def become_source(self, n):
+        """n was built, but no .do can build it now, and its file is there:
+        a source from now on (SPEC §3); its state goes."""
+        if n.call.opts.debug:
+            self.debug(n, 'no .do file builds it any more: a source from now on')
+        for suffix in (STATE_SUFFIX, LOG_SUFFIX):
+            try:
+                unlink_quiet(state_file(n.path, suffix))
+            except OSError:
+                pass
+        self.state_names.pop(n.path.rpartition('/')[0] or '/', None)
+        self.modified.add(n.path)
+        n.rec = None
+        self.finish(n, True)
 
     def refresh_record(self, n, rec):
         """Writes the fingerprints refreshed while checking n, unless another
@@ -2738,17 +3089,17 @@ class Run(Graph):
         """A Job for n, its shell started (see Job.spawn)."""
         job = Job(self, n, do, self.next_job)
         self.next_job += 1
-        top = n.top or self.opts.xtrace > 1
+        o = n.call.opts
         try:
-            job.spawn(self.job_env, self.opts.xtrace and top,
-                      self.opts.verbose and (n.top or self.opts.verbose > 1), go)
+            job.spawn(n.call.env, o.xtrace > 1 or (o.xtrace and n.direct),
+                      o.verbose > 1 or (o.verbose and n.direct), go)
         except (Error, OSError):
             job.close()
             raise
         return job
 
-    def t_build(self, n):
-        """Runs n's .do in a slot it holds; returns True if it succeeded."""
+    def t_build(self, n, task):
+        """Runs n's .do in the slot task holds; returns True if it succeeded."""
         do = self.find_do(n.path)
         job = None
         if self.ahead is not None and self.ahead.node is n:
@@ -2757,8 +3108,7 @@ class Run(Graph):
                 job.close()
                 job = None
         if do is None:
-            self.term.error('%s: no .do file to build it%s' % (quote(self.rel(n.path)), self.chain_text(n)))
-            self.give_slot()
+            n.call.term.error('%s: no .do file to build it%s' % (quote(self.rel(n.path)), self.chain_text(n)))
             return False
         import heapq
         dn = self.node(do.path)
@@ -2771,11 +3121,8 @@ class Run(Graph):
                 job.close()
                 job = None
         if job is None:
-            try:
-                job = self.new_job(n, do, True)
-            except (Error, OSError):
-                self.give_slot()
-                raise
+            job = self.new_job(n, do, True)
+        job.task = task
         if self.slot_ids:
             job.slot = heapq.heappop(self.slot_ids)
         else:
@@ -2785,35 +3132,34 @@ class Run(Graph):
         self.jobs[job.pid] = job
         self.jobs_by_id[job.id] = job
         self.live[job.id] = job
-        for fd, read in ((job.err_fd, job.read_stderr), (job.out_r, job.read_stdout)):
-            if fd is not None:
-                self.watch(fd, lambda fd, read=read: read() or self.unwatch(fd))
+        if job.err_fd is not None:
+            fd = job.err_fd
+            self.watch(fd, lambda fd: job.read_stderr() or self.unwatch(fd))
         status = yield job
+        while job.calls:          # it left requests running: they end first
+            yield ('calls', job)
         heapq.heappush(self.slot_ids, job.slot)
-        for fd in (job.err_fd, job.out_r):
-            if fd in self.fd_handlers:
-                self.unwatch(fd)
+        if job.err_fd in self.fd_handlers:
+            self.unwatch(job.err_fd)
         job.close()
         problem = self.problem(n, job, status)
-        if problem is None and job.holding and not self.sequential:
+        if problem is None and task.has_slot and not self.sequential:
             # It succeeded: its slot starts the next .do (that task runs
             # first) while this one is committed.  -j1 keeps the order:
-            # commit, then start.
-            job.holding = False
-            self.give_slot()
+            # commit, then the parent resumes (slots are handed out once
+            # it has asked for one), then a new .do starts.
+            self.release(task)
+            self.hand_out_slots()
             yield ('start', ())
         del self.jobs_by_id[job.id]
         del self.live[job.id]
-        ok = self.commit(n, job, status, problem)
-        if job.holding:
-            self.give_slot()
-        return ok
+        return self.commit(n, job, status, problem)
 
     def show_start(self, n):
-        if self.opts.silent:
+        if n.call.opts.silent:
             return
-        t = self.term
-        self.term.line('%s %s%s' % (t.paint(t.GREEN, 'redo'), '  ' * n.depth + ' ',
+        t = n.call.term
+        t.line('%s %s%s' % (t.paint(t.GREEN, 'redo'), '  ' * n.depth + ' ',
                                     t.paint(t.BOLD, self.rel(n.path))))
 
     def chain_text(self, n):
@@ -2832,12 +3178,17 @@ class Run(Graph):
         if status != 0:
             return ('%s exited with status %d' % (do_name, status) if status > 0 else
                     '%s was killed by signal %d' % (do_name, -status))
-        if fingerprint(lstat_or_none(n.path)) != job.before:   # a symlink's pointee may change
-            return '%s wrote to $1 itself; it should write to $3 or to stdout' % do_name
-        if job.out_error is not None:
-            return job.out_error
-        if job.out_bytes > 0 and lstat_or_none(job.tmp3) is not None:
+        st = lstat_or_none(n.path)
+        if fingerprint(st) != job.before:     # a symlink's pointee may change
+            if st is None or not _is_dir(st) or not (job.before == ABSENT or _fp_is_dir(job.before)):
+                return '%s wrote to $1 itself; it should write to $3 or to stdout' % do_name
+            job.in_place = True               # mkdir "$1": accepted
+        has_out = bool(job.out_size())
+        has3 = lstat_or_none(job.tmp3) is not None
+        if has_out and has3:
             return '%s wrote to both $3 and stdout' % do_name
+        if job.in_place and (has_out or has3):
+            return '%s made $1 a directory and wrote to %s too' % (do_name, '$3' if has3 else 'stdout')
         return None
 
     def commit(self, n, job, status, problem):
@@ -2851,21 +3202,23 @@ class Run(Graph):
         if self.signal:
             job.remove_temporaries()
             return False
-        st3 = lstat_or_none(job.tmp3)
-        has_out = job.out_bytes > 0
         old = self.record(n)
         if problem:
             return self.fail(n, job, status, seconds, old, problem)
-        src = job.tmp3 if st3 is not None else (job.out if has_out else None)
+        st3 = lstat_or_none(job.tmp3)
+        src = job.tmp3 if st3 is not None else (job.out if job.out_size() else None)
         rec = Record(os.path.basename(n.path))
         rec.build = '%d.%d.%d' % (time.time_ns(), os.getpid(), job.id)
-        if src is not None:
+        if job.in_place:
+            st = lstat_or_none(n.path)
+            rec.output = (fingerprint(st, n.path), identity(n.path, st.st_mode))
+        elif src is not None:
             st = st3 if src == job.tmp3 else lstat_or_none(src)
             if st is None:            # .redo/out removed under it
                 return self.fail(n, job, status, seconds, old,
                                  'its output was removed before redo could put it in place')
             rec.output = (fingerprint_sans_ctime(fingerprint(st, src)), identity(src, st.st_mode))
-        rec.previous = self.previous_of(n, old)
+        rec.previous = ABSENT if job.in_place else self.previous_of(n, old)
         rec.stamp = job.stamp
         rec.always = job.always
         rec.do = rel_path(job.do.path, os.path.dirname(n.path))
@@ -2878,11 +3231,13 @@ class Run(Graph):
             raise
         self.note_written(n.path, rec)
         try:
-            if src is not None:
+            if job.in_place:
+                pass
+            elif src is not None:
                 replace_path(src, n.path)
             elif exists(n.path):
                 unlink_quiet(n.path)
-        except Error as e:
+        except (Error, OSError) as e:
             # The old target stays: so do its output and identity.
             return self.fail(n, job, status, seconds, old, str(e))
         job.publish_log()
@@ -2928,11 +3283,7 @@ class Run(Graph):
         n.rec = rec
         n.fp = None
         n.mode = UNKNOWN
-        self.failed = True
-        self.term.error('%s failed: %s%s' % (quote(self.rel(n.path)), problem, self.chain_text(n)))
-        if not self.opts.keep_going:
-            self.stopping = True
-            self.hand_out_slots()
+        n.call.term.error('%s failed: %s%s' % (quote(self.rel(n.path)), problem, self.chain_text(n)))
         return False
 
     def stamp_run(self, rec, job, status, seconds):
@@ -2973,17 +3324,17 @@ class Run(Graph):
         # same .do (the same $$) can take its name (see CLIENT_FUNCTIONS).
         unlink_quiet(os.path.join(self.dir, '%s.q' % pid))
 
-    def on_request(self, cmd, jobid, pid, kind):
+    def on_request(self, cmd, jobid, rid, kind):
         job = self.jobs_by_id.get(int(jobid)) if jobid.isdigit() else None
         if kind == 'J':
             fd = job.fifo_fd if job is not None else None
         else:
             try:
-                fd = os.open(os.path.join(self.dir, '%s.r' % pid), os.O_RDWR | os.O_NONBLOCK)
+                fd = os.open(os.path.join(self.dir, '%s.r' % rid), os.O_RDWR | os.O_NONBLOCK)
             except OSError:
                 return
-            self.replies[(jobid, pid)] = fd
-        data = read_bytes_or_none(os.path.join(self.dir, '%s.q' % pid))
+            self.replies[(jobid, rid)] = fd
+        data = read_bytes_or_none(os.path.join(self.dir, '%s.q' % rid))
         if fd is None:
             return
         if job is None or data is None:
@@ -2991,26 +3342,25 @@ class Run(Graph):
             self.reply(fd, EXIT_USAGE)
             return
         cwd, _, rest = data.partition(b'\0')
+        env_text, _, rest = rest.partition(b'\0')
         cwd = os.fsdecode(cwd)
         if cmd == 'stamp':
             args = rest
         else:
             args = [os.fsdecode(a) for a in rest.split(b'\0')[:-1]]
-        self.ready.append((Task(self.t_serve(job, cmd, cwd, args, fd), job.node), None))
+        task = Task(None, job.node, owner=job.task)
+        task.gen = self.t_serve(task, job, cmd, cwd, env_text, args, fd, rid.partition('.')[0])
+        self.ready.append((task, None))
         self.pump()
 
     def client_path(self, cwd, name):
-        """The path of a name a client gave from its $PWD.  After `cd link`
-        $PWD says link, and `../x` from there is beside where link points,
-        not beside link: a name with `..` starts from $PWD with symlinks
-        resolved.  Others keep $PWD as it is (the same file either way), so
-        that `cd gen && redo-ifchange x` and `redo-ifchange gen/x` name
-        one target."""
+        """The path of a name a client gave from its $PWD.  A `..` is the
+        parent of what the name before it is, as the kernel has it (after
+        `cd link`, `../x` is beside where link points); other names keep
+        $PWD as it is (the same file either way), so that `cd gen &&
+        redo-ifchange x` and `redo-ifchange gen/x` name one target."""
         if '..' in name and '..' in name.split('/'):
-            real = self.physical_dirs.get(cwd)
-            if real is None:
-                real = self.physical_dirs[cwd] = os.path.realpath(cwd)
-            cwd = real
+            return kernel_path(os.path.join(cwd, name))
         return abs_path(cwd, name)
 
     def reply(self, fd, status):
@@ -3019,69 +3369,228 @@ class Run(Graph):
         except OSError:
             pass
 
-    def t_serve(self, job, cmd, cwd, args, fd):
+    def t_serve(self, task, job, cmd, cwd, env_text, args, fd, pid):
+        """Answers one request of job's .do."""
         status = EXIT_OK
+        job.calls += 1
         try:
             if cmd in ('ifchange', 'redo'):
-                status = yield from self.t_serve_build(job, cmd, cwd, args)
+                status = yield from self.t_serve_build(task, job, cmd, cwd, env_text, args, pid)
             elif cmd == 'ifcreate':
                 status = self.serve_ifcreate(job, cwd, args)
             elif cmd == 'always':
                 job.always = True
             elif cmd == 'stamp':
                 job.stamp = stamp_of_data(args)
+            elif cmd == 'recheck':
+                self.serve_recheck(cwd, args)
             else:
                 status = EXIT_USAGE
-        except Error as e:
-            self.term.error(str(e))
-            status = e.status
+        except Done:
+            job.term.error('%s: --help, --version and --install come first' % prog(cmd))
+            status = EXIT_USAGE
+        except (Error, OSError) as e:
+            job.term.error(str(e if isinstance(e, Error) else os_error(e)))
+            status = e.status if isinstance(e, Error) else EXIT_FAILED
+        finally:
+            job.calls -= 1
+            if not job.calls and job.calls_waiter is not None:
+                self.ready.append((job.calls_waiter, None))
+                job.calls_waiter = None
         self.reply(fd, status)
 
-    def t_serve_build(self, job, cmd, cwd, args):
+    def t_serve_build(self, task, job, cmd, cwd, env_text, args, pid):
+        targets, v = parse_options(cmd, args, None, BUILD_FLAGS)
+        if 'install' in v:
+            raise Done()
         parent = job.node
+        call = self.nested_call(job, env_text, v, pid)
+        task.call = call
         nodes = []
-        for a in args:
-            if not a:
-                raise Error('%s: an empty target name' % prog(cmd), EXIT_USAGE)
-            n = self.node(self.client_path(cwd, a))
-            self.adopt(parent, n)
-            if cmd == 'redo' and not n.started:
-                n.forced = True
-            nodes.append(n)
-        # Start them, and keep the slot if that was enough (sources, targets
-        # up to date): a .do that asks for files does not let another start.
-        yield ('start', nodes)
-        if all(n.done for n in nodes):
-            ok = all(n.ok for n in nodes)
-        else:
-            released = job.holding
-            if released:
-                job.holding = False
-                self.give_slot()
-            ok = yield nodes
-            if type(ok) is list:
-                self.term.error('dependency cycle: %s'
-                                % ' -> '.join(quote(self.rel(x.path)) for x in ok))
-                ok = False
-            if released:
-                yield RESUME
-                job.holding = True
+        seen = set()
+        try:
+            for a in targets:
+                if not a:
+                    raise Error('%s: an empty target name' % prog(cmd), EXIT_USAGE)
+                n = self.node(self.client_path(cwd, a))
+                if n.path not in seen:
+                    seen.add(n.path)
+                    self.adopt(parent, n)
+                    nodes.append(n)
+            ok = yield from self.t_call(task, job, call, nodes, cmd == 'redo')
+        finally:
+            if call.stopped:
+                self.calls_stopped -= 1
+            if call.term is not job.term:
+                call.term.close()
         if cmd == 'ifchange':
-            d = os.path.dirname(parent.path)
-            for n in nodes:       # failed ones too: redo-log -r shows them
-                ident, _ = self.now(n)
-                fp = n.fp if (n.fp is not None and not ident.startswith(('s:', 'v:'))) else ABSENT
-                job.add_dep(Dep('Dep', rel_path(n.path, d), fp, ident))
+            self.record_deps(job, nodes)
         return EXIT_OK if ok else EXIT_FAILED
 
-    def serve_ifcreate(self, job, cwd, args):
+    def record_deps(self, job, nodes):
+        """The dependencies a redo-ifchange of job's .do named (failed ones
+        too: redo-log -r shows them).  A source changed since the .do
+        started is recorded as unknown: what it read is unknown (SPEC §4)."""
         d = os.path.dirname(job.node.path)
-        for a in args:
+        since = int(job.started * 1e9)
+        for n in nodes:
+            ident, _ = self.now(n)
+            fp = n.fp if (n.fp is not None and not ident.startswith(('s:', 'v:'))) else ABSENT
+            if fp != ABSENT and n.rec is None and _fp_times(fp) >= since:
+                ident = '?'
+            job.add_dep(Dep('Dep', rel_path(n.path, d), fp, ident))
+
+    def t_call(self, task, job, call, nodes, forced):
+        """Brings nodes up to date for one call, at most call.limit of them
+        at once; True if all of them are.  For job's .do, if there is one."""
+        if call.opts.shuffle:
+            import random
+            random.shuffle(nodes)
+        step = call.limit or len(nodes) or 1
+        ok = True
+        for i in range(0, len(nodes), step):
+            if not ok and not call.opts.keep_going:
+                break
+            ok = (yield from self.t_wait(task, job, nodes[i:i + step], forced, call)) and ok
+            ok = ok and not call.stopped
+        return ok
+
+    def t_wait(self, task, job, nodes, forced, call):
+        if forced:
+            # `redo` builds again what this run has built (SPEC §2); one
+            # being built is waited for first.
+            busy = [n for n in nodes if n.started and not n.done]
+            if busy:
+                got = yield from self.t_wait_released(task, job, busy)
+                if type(got) is list:
+                    return self.say_cycle(call, got)
+            for n in nodes:
+                if n.done:
+                    self.reset(n)
+                n.forced = True
+        for n in nodes:
+            if not n.started:
+                self.start_node(n, call, True)
+        # Let them run, and keep the slot if that was enough (sources,
+        # targets up to date): a .do that asks for files does not let
+        # another start.
+        yield ('start', ())
+        if all(n.done for n in nodes):
+            return all(n.ok for n in nodes)
+        got = yield from self.t_wait_released(task, job, nodes)
+        if type(got) is list:
+            return self.say_cycle(call, got)
+        return got
+
+    def say_cycle(self, call, cycle):
+        call.term.error('dependency cycle: %s' % ' -> '.join(quote(self.rel(x.path)) for x in cycle))
+        return False
+
+    def t_wait_released(self, task, job, nodes):
+        """Waits for nodes; job's .do, if any, gives its slot back meanwhile
+        and takes one again once none of its requests waits any more."""
+        if job is None:
+            return (yield nodes)
+        job.waiting += 1
+        self.release(job.task)
+        try:
+            got = yield nodes
+        finally:
+            job.waiting -= 1
+        if not job.waiting and job.status is None and not job.task.has_slot:
+            yield RESUME
+            if job.waiting or job.status is not None:
+                self.release(job.task)    # it is waiting again, or gone
+        return got
+
+    def nested_call(self, job, env_text, v, pid):
+        """The Call of a request of job's .do: its environment (as `export
+        -p` printed it in the .do), the options it was given over those of
+        that environment, its stderr."""
+        parent = job.node.call
+        env = self.call_env(job, env_text)
+        opts = Options(env).apply(v)
+        if v:
+            env = dict(env)
+            opts.export(env)
+        limit = opts.cli_jobs if ('j' in v or 'jobs' in v) else parent.inherit
+        return Call(opts, env, self.call_term(job, pid, env), limit, limit)
+
+    def call_env(self, job, text):
+        """The environment a request sent, parsed once per distinct text
+        (less the variables that name the job, which differ in every one)."""
+        if not text:
+            return job.node.call.env
+        for name in (b' ' + ENV_JOB.encode() + b'=', b' ' + ENV_TARGET.encode() + b'='):
+            i = text.find(name)
+            if i >= 0:
+                j = text.find(b'\n', i)
+                text = text[:text.rfind(b'\n', 0, i) + 1] + (text[j + 1:] if j >= 0 else b'')
+        env = self.env_cache.get(text)
+        if env is None:
+            try:
+                env = parse_exports(text)
+            except ValueError:
+                return job.node.call.env
+            base = self.top_call.env
+            for name in (ENV_RUN, ENV_PID):
+                env[name] = base[name]
+            if len(self.env_cache) > 1000:
+                self.env_cache.clear()
+            self.env_cache[text] = env
+        return env
+
+    def call_term(self, job, pid, env):
+        """Where a request's messages and the stderr of what it builds go:
+        the stderr the caller had at the call (`redo x 2>err`), found
+        through /proc; that of the calling job where it is the same or
+        cannot be known."""
+        parent = job.term
+        try:
+            st = os.stat('/proc/%s/fd/2' % pid)
+        except (OSError, ValueError):
+            return parent
+        if (st.st_dev, st.st_ino) in (job.err_id, self.err_id):
+            return parent
+        try:
+            fd = os.open('/proc/%s/fd/2' % pid, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
+        except OSError:
+            return parent
+        return Term(env, False, fd, parent)
+
+    def serve_ifcreate(self, job, cwd, args):
+        files, _ = parse_options('ifcreate', args, None, {})
+        d = os.path.dirname(job.node.path)
+        for a in files:
             p = self.client_path(cwd, a)
             if exists(p):
                 raise Error('redo-ifcreate: %s exists' % quote(self.rel(p)))
             job.add_dep(Dep('Ifcreate', rel_path(p, d)))
         return EXIT_OK
+
+    def serve_recheck(self, cwd, args):
+        """redo-recheck: what this run found up to date or built among
+        the targets named and what they depend on (everything, with no
+        names) is checked again when next asked for."""
+        names, _ = parse_options('recheck', args, None, {})
+        if not names:
+            todo = list(self.nodes.values())
+        else:
+            todo = [self.node(self.client_path(cwd, a)) for a in names]
+        seen = set()
+        while todo:
+            n = todo.pop()
+            if n.path in seen or (n.started and not n.done):
+                continue
+            seen.add(n.path)
+            if names and self.is_target(n):
+                rec = read_record(n.path)
+                d = n.path.rpartition('/')[0] or '/'
+                for dep in (rec.deps if rec is not None else ()):
+                    todo.append(self.node(abs_path(d, dep.name)))
+            self.reset(n)
+            self.forget(n)
+            self.modified.discard(n.path)
 
 
 def remove_dead_run_dirs(base):
@@ -3207,6 +3716,7 @@ USAGE = {
     'ifcreate': 'redo-ifcreate files...',
     'always': 'redo-always',
     'stamp': 'redo-stamp <data',
+    'recheck': 'redo-recheck [targets...]',
     'ood': 'redo-ood',
     'targets': 'redo-targets',
     'sources': 'redo-sources',
@@ -3226,6 +3736,9 @@ HELP = {
     'always': 'Marks the running target out of date in every new run.',
     'stamp': 'Reads stdin; the running target counts as unchanged for its dependents\n'
              'when the data is the same as last time.',
+    'recheck': 'Inside a build: what this run has checked or built of the targets and\n'
+               'what they depend on (everything, with no targets) is checked again\n'
+               'when next asked for.  Outside a build: does nothing.',
     'ood': 'Lists the targets under this directory that are out of date.',
     'targets': 'Lists the targets under this directory that redo has built.',
     'sources': 'Lists the source files that targets under this directory depend on.',
@@ -3248,6 +3761,7 @@ BUILD_OPTIONS = """Options:
   -v, -vv           run the top-level (-v) or every (-vv) .do with sh -v
   -d, --debug       explain why each target is or is not out of date
   -s, --silent      do not print a line for each target built
+  --shuffle         build the targets of each call in a random order
   --no-progress     no progress line on the terminal
   --install DIR     put redo.py and a symlink per command in DIR, and exit
                     (with --copy: copies instead of symlinks)
@@ -3321,24 +3835,13 @@ class Done(Exception):
 BUILD_FLAGS = {'j': True, 'jobs': True, 'k': False, 'keep-going': False,
                'x': False, 'v': False, 'd': False, 'debug': False,
                'explain': False, 's': False, 'silent': False, 'no-progress': False,
-               'install': True, 'copy': False}
+               'shuffle': False, 'install': True, 'copy': False}
 
 
 def build_options(cmd, args, env):
     opts = Options(env)
     targets, v = parse_options(cmd, args, opts, BUILD_FLAGS)
-    jobs = v.get('j', v.get('jobs'))
-    if jobs is not None:
-        if not (jobs.isascii() and jobs.isdigit()):
-            raise Error('redo: -j %s: not a number' % jobs, EXIT_USAGE)
-        if len(jobs.lstrip('0')) > 9 or int(jobs) > MAX_JOBS:
-            raise Error('redo: -j %s: at most %d' % (jobs, MAX_JOBS), EXIT_USAGE)
-        opts.cli_jobs = int(jobs) or min(os.cpu_count() or 1, MAX_JOBS)
-    opts.keep_going |= bool(v.get('k') or v.get('keep-going'))
-    opts.xtrace = max(opts.xtrace, v.get('x', 0))
-    opts.verbose = max(opts.verbose, v.get('v', 0))
-    opts.debug |= bool(v.get('d') or v.get('debug') or v.get('explain'))
-    opts.silent |= bool(v.get('s') or v.get('silent'))
+    opts.apply(v)
     # With REDO_LOGS=0 the scripts write to the terminal themselves, where a
     # progress line would mix into their text.
     opts.progress = not v.get('no-progress') and opts.logs
@@ -3385,7 +3888,8 @@ def cmd_redo(args, env, cmd='redo'):
             raise Error('%s: an empty target name' % prog(cmd), EXIT_USAGE)
     d = coordinator_dir(env)
     if d is not None:
-        body = b''.join(os.fsencode(a) + b'\0' for a in [getcwd()] + targets)
+        body = (os.fsencode(getcwd()) + b'\0' + os.fsencode(export_text(env)) + b'\0'
+                + b''.join(os.fsencode(a) + b'\0' for a in args))
         return client_request(d, env, cmd, body)
     if not targets:
         return EXIT_OK
@@ -3416,19 +3920,28 @@ def in_build_only(cmd, env, body):
 
 def cmd_ifcreate(args, env):
     files, _ = parse_options('ifcreate', args, None, {})
-    body = b''.join(os.fsencode(a) + b'\0' for a in [getcwd()] + files)
+    body = b''.join(os.fsencode(a) + b'\0' for a in [getcwd(), ''] + ['--'] + files)
     return in_build_only('ifcreate', env, body)
 
 
 def cmd_always(args, env):
     parse_options('always', args, None, {})
-    return in_build_only('always', env, os.fsencode(getcwd()) + b'\0')
+    return in_build_only('always', env, os.fsencode(getcwd()) + b'\0\0')
 
 
 def cmd_stamp(args, env):
     parse_options('stamp', args, None, {})
     data = std_stream('stdin').read()
-    return in_build_only('stamp', env, os.fsencode(getcwd()) + b'\0' + data)
+    return in_build_only('stamp', env, os.fsencode(getcwd()) + b'\0\0' + data)
+
+
+def cmd_recheck(args, env):
+    names, _ = parse_options('recheck', args, None, {})
+    d = coordinator_dir(env)
+    if d is None:
+        return EXIT_OK            # outside a build: nothing was checked
+    body = b''.join(os.fsencode(a) + b'\0' for a in [getcwd(), ''] + ['--'] + names)
+    return client_request(d, env, 'recheck', body)
 
 
 def walk_records(root):
@@ -3459,10 +3972,20 @@ def print_paths(paths):
     out.flush()
 
 
+def is_known_target(g, path, rec):
+    """Whether redo built path at least once and no hand edited it since
+    (a garbled state counts: a target still, out of date)."""
+    if rec.result == GARBLED:
+        return True
+    if not rec.build:
+        return False              # its only build failed
+    return g.why_modified(g.node(path), rec) is not MODIFIED
+
+
 def cmd_targets(args, env):
     parse_options('targets', args, None, {})
     g = Graph(env, getcwd())
-    print_paths(g.rel(p) for p, rec in walk_records(g.cwd))
+    print_paths(g.rel(p) for p, rec in walk_records(g.cwd) if is_known_target(g, p, rec))
     return EXIT_OK
 
 
@@ -3475,7 +3998,11 @@ def cmd_sources(args, env):
         for dep in rec.deps:
             if dep.kind == 'Dep':
                 dp = abs_path(d, dep.name)
-                if dp not in found and g.record(g.node(dp)) is None:
+                if dp in found:
+                    continue
+                drec = g.record(g.node(dp))
+                if drec is None or drec.result != GARBLED and drec.build \
+                        and g.why_modified(g.node(dp), drec) is MODIFIED:
                     found.add(dp)
     print_paths(sorted(g.rel(p) for p in found))
     return EXIT_OK
@@ -3739,7 +4266,7 @@ def _dot_quote(s):
 
 COMMANDS = {
     'redo': cmd_redo, 'ifchange': cmd_ifchange, 'ifcreate': cmd_ifcreate,
-    'always': cmd_always, 'stamp': cmd_stamp, 'ood': cmd_ood,
+    'always': cmd_always, 'stamp': cmd_stamp, 'recheck': cmd_recheck, 'ood': cmd_ood,
     'targets': cmd_targets, 'sources': cmd_sources, 'whichdo': cmd_whichdo,
     'log': cmd_log, 'dot': cmd_dot, 'affects': cmd_affects,
     'cleanup': cmd_cleanup,

@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 REDO_PY = ROOT / 'redo.py'
 COMMANDS = ['redo', 'redo-ifchange', 'redo-ifcreate', 'redo-always',
-            'redo-stamp', 'redo-ood', 'redo-targets', 'redo-sources',
+            'redo-stamp', 'redo-recheck', 'redo-ood', 'redo-targets', 'redo-sources',
             'redo-whichdo', 'redo-log', 'redo-dot', 'redo-affects',
             'redo-cleanup']
 
