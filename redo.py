@@ -554,7 +554,7 @@ def replace_path(src, dst):
         if e.errno not in (errno.EISDIR, errno.ENOTDIR, errno.ENOTEMPTY, errno.EEXIST) \
                 or lstat_or_none(dst) is None:
             raise Error('cannot rename %s to %s: %s' % (quote(src), quote(dst), e.strerror))
-    old = os.path.join(os.path.dirname(src), 'old.%d' % os.getpid())
+    old = os.path.join(os.path.dirname(src), '.redo-old.%d' % os.getpid())
     try:
         os.rename(dst, old)
     except OSError as e:
@@ -1968,7 +1968,7 @@ class Job:
     def keep_log(self, chunk):
         if self.log_fd is None:
             try:
-                self.run.make_dirs(os.path.dirname(self.log_tmp))
+                make_dirs(os.path.dirname(self.log_tmp))
                 self.log_fd = os.open(self.log_tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
                 self.logged = True
             except (OSError, Error):
@@ -2945,6 +2945,9 @@ class Run(Graph):
         for _ in range(100):
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o666)
+            except FileNotFoundError:     # a .do removed the directory
+                make_dirs(os.path.dirname(path))
+                continue
             except OSError as e:
                 raise Error('cannot open the lock %s: %s' % (quote(path), e.strerror))
             try:
@@ -3458,9 +3461,12 @@ class Run(Graph):
     def t_wait(self, task, job, nodes, forced, call):
         if forced:
             # `redo` builds again what this run has built (SPEC §2); one
-            # being built is waited for first.
-            busy = [n for n in nodes if n.started and not n.done]
-            if busy:
+            # being built is waited for first (another call's `redo` of
+            # it too: each call gets a build of its own).
+            while True:
+                busy = [n for n in nodes if n.started and not n.done]
+                if not busy:
+                    break
                 got = yield from self.t_wait_released(task, job, busy)
                 if type(got) is list:
                     return self.say_cycle(call, got)
@@ -4099,6 +4105,16 @@ def cleanup_state_dir(sd):
                     remove_tree(os.path.join(kd, name))
             else:
                 files.setdefault(state_key(name), []).append(os.path.join(kd, name))
+    d = os.path.dirname(sd)       # $3 and moved-aside outputs beside targets
+    try:
+        entries = os.listdir(d)
+    except OSError:
+        entries = []
+    for name in entries:
+        if name.startswith(TMP3_PREFIX):
+            files.setdefault(state_key(name[len(TMP3_PREFIX):]), []).append(os.path.join(d, name))
+        elif name.startswith('.redo-old.') and not pid_alive(name[10:]):
+            remove_tree(os.path.join(d, name))
     for key, paths in files.items():
         remove_locked(os.path.join(sd, key + LOCK_SUFFIX), paths)
 

@@ -113,10 +113,11 @@ def leaf_do(sb, name='default.do', want=None):
 
 def temporaries(sb):
     """What redo's temporaries left: run directories in TMPDIR, files in
-    .redo/tmp and .redo/out anywhere in the project, and half-written
-    state files (.redo/*.tmp)."""
+    .redo/tmp and .redo/out anywhere in the project, $3 beside a target
+    (.redo3.NAME), and half-written state files (.redo/*.tmp)."""
     left = ['TMPDIR/' + n for n in os.listdir(sb.tmpdir) if n.startswith('redo')]
     for d, dirs, files in os.walk(sb.path):
+        left += [os.path.join(d, n) for n in dirs + files if n.startswith(('.redo3.', '.redo-old.'))]
         base, parent = os.path.basename(d), os.path.basename(os.path.dirname(d))
         if base in ('tmp', 'out') and parent == '.redo':
             left += [os.path.join(d, n) for n in dirs + files]

@@ -86,11 +86,15 @@ def test_signal_ends_every_do_removes_temporaries_keeps_old_state(sb, procs, sig
 
     sb.write('src', 'two\n')
     sb.write('hang', '')
+    # all.do changed: it runs first and asks for the four at once (had
+    # only src changed, x1, its first dependency, would be rebuilt alone
+    # first: SPEC §4, dependencies in order).
+    sb.write('all.do', sb.read('all.do') + '# edited\n')
     p = procs(sb, 'redo-ifchange', '-j4', 'all')
     jobs = ['x1', 'x2', 'x3', 'sub/x4']
     pids = read_pids(sb, [j + '.pid' for j in jobs] + [j + '.child' for j in jobs], p)
     # the .do files are at work: their temporaries exist now
-    assert (sb.path / '.redo/tmp/x1').exists() and (sb.path / 'sub/.redo/tmp/x4').exists()
+    assert (sb.path / '.redo3.x1').exists() and (sb.path / 'sub/.redo3.x4').exists()
     assert [t for t in temporaries(sb) if t.startswith('TMPDIR/')]
 
     p.signal(sig)
