@@ -670,9 +670,9 @@ def rec_load(data):
 # A file is known by two strings.  Its fingerprint, cheap to get from lstat:
 # size, inode, mode, mtime and ctime in nanoseconds.  Its identity, what a
 # change is measured by: type, permission bits and a hash of the content
-# (of the target of a symlink, of the names in a directory).  When the
-# fingerprint is the one stored, the identity stored is trusted without
-# reading the file; otherwise the identity is computed and compared, so
+# (of the target of a symlink; of what a directory holds, see _hash_dir).
+# When the fingerprint is the one stored, the identity stored is trusted
+# without reading the file; otherwise the identity is computed and compared, so
 # `touch`, a new hard link or a chown rebuild nothing, while an edit within
 # the same second is still seen (size or ctime differ).
 
@@ -732,11 +732,7 @@ def identity(path, mode):
             return 'l:' + h.hexdigest() + '>d%o' % (target.st_mode & 0o7777)
         return 'l:' + h.hexdigest() + '>' + identity(path, target.st_mode)
     if kind == 0o040000:
-        try:
-            names = sorted(x for x in os.listdir(path) if x != STATE_DIR)
-        except OSError as e:
-            raise Error('cannot read %s: %s' % (quote(path), e.strerror))
-        h.update(os.fsencode('\0'.join(names)))
+        _hash_dir(h, path)
         return 'd%o:%s' % (perm, h.hexdigest())
     if kind != 0o100000:
         return 'o%o:%o' % (kind, perm)
@@ -753,6 +749,31 @@ def identity(path, mode):
     except OSError as e:
         raise Error('cannot read %s: %s' % (quote(path), e.strerror))
     return 'f%o:%s' % (perm, h.hexdigest())
+
+
+def _hash_dir(h, path):
+    """Feeds h what the directory at path holds: each name (sorted, redo's
+    own .redo left out at every depth) and the identity of what it names,
+    recursively.  A symbolic link in it counts by its text, and is not
+    followed: a link may point anywhere (out of the tree, or to a parent:
+    a loop), and what it points to is not part of the directory."""
+    try:
+        with os.scandir(path) as it:
+            entries = sorted((e.name, e.path) for e in it if e.name != STATE_DIR)
+    except OSError as e:
+        raise Error('cannot read %s: %s' % (quote(path), e.strerror))
+    for name, p in entries:
+        try:
+            mode = os.lstat(p).st_mode
+            if (mode & 0o170000) == 0o120000:
+                link = _hasher()
+                link.update(os.fsencode(os.readlink(p)))
+                ident = 'l:' + link.hexdigest()       # as own(identity(p, mode))
+            else:
+                ident = identity(p, mode)
+        except OSError as e:
+            raise Error('cannot read %s: %s' % (quote(p), e.strerror))
+        h.update(b'%s\0%s\0' % (os.fsencode(name), ident.encode()))
 
 
 def file_now(path, known=()):

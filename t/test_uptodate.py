@@ -289,6 +289,55 @@ def test_directory_dependency_judged_by_the_names_in_it_but_redo_s_own(sb):
     assert runs(sb) == ['all']
 
 
+def dir_target(sb, content):
+    """d.do makes a directory: the same names every time (f, sub/g, and
+    a link l whose text is `f`), content as given."""
+    sb.write('src', content)
+    do(sb, 'd', 'redo-ifchange src\nmkdir $3 $3/sub\ncat src >$3/f\ncat src >$3/sub/g\n'
+               'ln -s f $3/l\n')
+    do(sb, 'a', 'redo-ifchange d\ncat d/f d/sub/g\n')
+
+
+@pytest.mark.parametrize('where', ['f', 'sub/g'])
+def test_directory_target_rebuilt_with_new_file_contents_is_a_change(sb, where):
+    # The names are the same, and so are the files' sizes: only what the
+    # files hold changed, at any depth.
+    dir_target(sb, 'one\n')
+    if where == 'sub/g':
+        sb.write('d.do', sb.read('d.do').replace('cat src >$3/f', 'echo one >$3/f'))
+    sb.ifchange('a', check=True)
+    runs(sb)
+    assert sb.run('redo-ood', check=True).stdout == ''
+    sb.write('src', 'two\n')
+    sb.redo('d', check=True)
+    assert runs(sb) == ['d']
+    assert sb.run('redo-ood', check=True).stdout.split() == ['a']
+    sb.ifchange('a', check=True)
+    assert runs(sb) == ['a']
+    assert sb.read('a') == ('two\ntwo\n' if where == 'f' else 'one\ntwo\n')
+    sb.ifchange('a', check=True)
+    assert runs(sb) == []
+
+
+def test_directory_target_rebuilt_the_same_is_no_change(sb):
+    dir_target(sb, 'one\n')
+    sb.ifchange('a', check=True)
+    runs(sb)
+    sb.redo('d', check=True)
+    sb.ifchange('a', check=True)
+    assert runs(sb) == ['d']
+
+
+def test_directory_target_with_a_link_pointed_elsewhere_is_a_change(sb):
+    # A link in it counts by its text, not by what it points to.
+    dir_target(sb, 'one\n')
+    sb.ifchange('a', check=True)
+    runs(sb)
+    sb.write('d.do', sb.read('d.do').replace('ln -s f', 'ln -s sub/g'))
+    sb.ifchange('a', check=True)
+    assert runs(sb) == ['d', 'a']
+
+
 def test_dependency_replaced_by_directory_counts_as_changed(sb):
     do(sb, 'a', 'redo-ifchange src\nif [ -d src ]; then echo dir; else cat src; fi\n')
     sb.write('src', 'file\n')
