@@ -672,9 +672,16 @@ def rec_load(data):
 # change is measured by: type, permission bits and a hash of the content
 # (of the target of a symlink; of what a directory holds, see _hash_dir).
 # When the fingerprint is the one stored, the identity stored is trusted
-# without reading the file; otherwise the identity is computed and compared, so
-# `touch`, a new hard link or a chown rebuild nothing, while an edit within
-# the same second is still seen (size or ctime differ).
+# without reading the file; otherwise the identity is computed and compared,
+# so `touch`, a new hard link or a chown rebuild nothing, while an edit
+# within the same second is still seen (size or ctime differ).
+#
+# A target's own fingerprint is taken before the rename that puts it in
+# place, which changes its ctime: it is stored with `*` for the ctime, and
+# the ctime is filled in at the first look at the target after the rename
+# (fill_in).  A `*` is never trusted: a target whose state still has one is
+# hashed at its check, so that an edit in place with its mtime put back
+# (`touch -r`), which only the ctime tells, is still seen.
 
 ABSENT = '-'
 
@@ -696,13 +703,32 @@ def fingerprint(st, path=None):
 
 def fingerprint_sans_ctime(fp):
     """A target's own fingerprint is taken before the rename that puts it in
-    place, which changes its ctime only: that part is not compared."""
-    return fp.rpartition(':')[0] + ':*' if fp != ABSENT and '>' not in fp else fp
+    place, which changes its ctime only: that part is left for fill_in."""
+    if fp == ABSENT:
+        return fp
+    own, sep, pointee = fp.partition('>')
+    return own.rpartition(':')[0] + ':*' + sep + pointee
+
+
+def fill_in(fp_stored, fp):
+    """A stored fingerprint with its ctime left out (fingerprint_sans_ctime),
+    completed from fp, the first fingerprint of the target in place: fp if
+    all the rest of the target's own part matches (what it points to, for
+    a link read in .redo/tmp, is not compared), else fp_stored as it was."""
+    own = fp_stored.partition('>')[0]
+    if own.endswith(':*') and fp.partition('>')[0].rpartition(':')[0] == own[:-2]:
+        return fp
+    return fp_stored
+
+
+def is_unfilled(fp):
+    """Whether fp has its ctime left out (fingerprint_sans_ctime)."""
+    return fp.partition('>')[0].endswith(':*')
 
 
 def same_fingerprint(stored, fp):
-    if stored.endswith(':*'):
-        return fp.rpartition(':')[0] == stored[:-2]
+    """Whether the file is unchanged since the stored fingerprint was taken.
+    One whose ctime was left out (`*`) never is: it is hashed instead."""
     return stored == fp
 
 
@@ -1190,6 +1216,7 @@ class Graph:
         self.summary_written = {}  # dir -> {state key: (fingerprint, Record)}
         self.summary_new = {}     # dir -> {state key: (fingerprint, marshalled)}
         self.summary_dirty = set()
+        self.unfilled = {}        # path -> Record written with a `*` ctime (fill_in)
         self.made_dirs = set()
         self.modified = set()     # targets changed by hand: sources now, whose
                                   # dependents compare the content, not the
@@ -1244,10 +1271,13 @@ class Graph:
     # than everything else a no-op check does for a target.  So each .redo
     # also holds `summary`, a cache of its state files already parsed (each
     # entry marshalled on its own, unpacked when used: compact in memory),
-    # with the fingerprint of the state file it came from.  An entry is used only if the state file's lstat still matches:
-    # the state files stay the truth, a stale, garbled or missing summary
-    # only costs the reading it would have saved.  It is rewritten at the end
-    # of a run that read or wrote state files it did not hold.
+    # with the fingerprint of the state file it came from.  An entry is used
+    # only if the state file's lstat still matches: the state files stay the
+    # truth, a stale, garbled or missing summary only costs the reading it
+    # would have saved (and the hash of each target built in the run that
+    # wrote it: the summary also holds their outputs' ctime, filled in after
+    # the rename, see fill_in).  It is rewritten at the end of a run that
+    # read or wrote state files it did not hold.
 
     def read_state(self, n):
         d, _, name = n.path.rpartition('/')
@@ -1284,12 +1314,32 @@ class Graph:
         fp = fingerprint(lstat_or_none('%s/%s/%s%s' % (d, STATE_DIR, key, STATE_SUFFIX)))
         self.summary_written.setdefault(d, {})[key] = (fp, rec)
         self.summary_dirty.add(d)
+        self.unfilled.pop(path, None)
+        if rec.output is not None and is_unfilled(rec.output[0]):
+            self.unfilled[path] = rec
+
+    def fill_in(self, path, rec, fp):
+        """Completes the `*` ctime of rec's output from fp, the target's
+        first fingerprint since it was put in place.  The summary gets it
+        (rec is the one it will write); the state file, the next time it
+        is written for another reason.  Best-effort: a target that another
+        process changed between the rename and this look would pass for
+        what redo made."""
+        del self.unfilled[path]
+        rec.output = (fill_in(rec.output[0], fp), rec.output[1])
 
     def write_summaries(self):
         """Writes the summaries that changed: what the file held (entries
         used in this run were dropped from memory, not from the file), the
         state files read anew, and those written (a cache: errors are
-        ignored)."""
+        ignored).  The targets built whose ctime no look has filled in yet
+        are looked at first."""
+        for path, rec in list(self.unfilled.items()):
+            try:
+                fp = fingerprint(lstat_or_none(path), path)
+            except Error:
+                fp = ABSENT
+            self.fill_in(path, rec, fp)
         for d in self.summary_dirty:
             new = self.summary_new.get(d, {})
             written = self.summary_written.get(d, {})
@@ -1346,6 +1396,8 @@ class Graph:
         if n.mode is UNKNOWN:
             st = lstat_or_none(n.path)
             n.now_fp = fingerprint(st, n.path)
+            if self.unfilled and n.path in self.unfilled:
+                self.fill_in(n.path, self.unfilled[n.path], n.now_fp)
             # The mode only, not the stat result: a tenth of the memory;
             # and one int object per distinct mode, not one per file.
             n.mode = None if st is None else MODES.setdefault(st.st_mode, st.st_mode)
