@@ -676,6 +676,22 @@ def rec_load(data):
 # so `touch`, a new hard link or a chown rebuild nothing, while an edit
 # within the same second is still seen (size or ctime differ).
 #
+# Design note: racy stamps.  Where file times count whole seconds (ext4
+# with 128-byte inodes, FAT, NFS from such a server), an in-place edit at
+# the same size, in the same second as the stamp was taken, leaves the same
+# fingerprint.  git's "racy clean" rule answers it: a stamp taken within the
+# file system's timestamp granularity of the file's mtime or ctime is not
+# trusted.  The time is known when the stamp is taken, so that is where it
+# is judged (no extra field to store): a fingerprint to be kept
+# (fingerprint_kept) gets `@<the time it was taken>` at its end, and so
+# never equals another; the file is hashed at its next check and, once the
+# moment has passed, stamped anew.  File times with nanoseconds are
+# trusted as they are, without as much as a clock read: since Linux 6.13 a
+# file changed after a stat gets a later ctime (multigrain timestamps);
+# older kernels leave a window of one clock tick (milliseconds) after a
+# write, accepted as git accepts it.  (fingerprint itself stays a plain
+# snapshot, for "did it change meanwhile" within a run.)
+#
 # A target's own fingerprint is taken before the rename that puts it in
 # place, which changes its ctime: it is stored with `*` for the ctime, and
 # the ctime is filled in at the first look at the target after the rename
@@ -684,6 +700,7 @@ def rec_load(data):
 # (`touch -r`), which only the ctime tells, is still seen.
 
 ABSENT = '-'
+COARSE_STEPS = (10 ** 9, 10 ** 7)     # file times in whole seconds, in hundredths
 
 
 def fingerprint(st, path=None):
@@ -698,6 +715,33 @@ def fingerprint(st, path=None):
             fp += '>' + fingerprint(os.stat(path))
         except (OSError, ValueError):
             fp += '>' + ABSENT
+    return fp
+
+
+def fingerprint_kept(st, path=None):
+    """fingerprint(st, path), to be stored and trusted later: marked with
+    the time now if the file's times (or, for a symlink, those of what it
+    points to) count whole seconds, or hundredths, and are too close to now
+    to tell a later edit (see the design note above).  Two steps of the
+    file system's clock: FAT's mtime counts two seconds."""
+    fp = fingerprint(st, path)
+    if st is None:
+        return fp
+    step = COARSE_STEPS[1]
+    if (st.st_mtime_ns % step or st.st_ctime_ns % step) and '>' not in fp:
+        return fp                 # nanoseconds: the usual case
+    import time
+    now = time.time_ns()
+    for part in fp.split('>'):
+        fields = part.split(':')
+        if len(fields) != 5:
+            continue              # ABSENT, for a dangling symlink
+        m, c = int(fields[3]), int(fields[4])
+        if m % step or c % step:
+            continue
+        coarse = COARSE_STEPS[0] if not (m % COARSE_STEPS[0] or c % COARSE_STEPS[0]) else step
+        if max(m, c) > now - 2 * coarse:
+            return '%s@%d' % (fp, now)
     return fp
 
 
@@ -810,7 +854,7 @@ def file_now(path, known=()):
     st = lstat_or_none(path)
     if st is None:
         return None
-    fp = fingerprint(st, path)
+    fp = fingerprint_kept(st, path)
     for kfp, kident in known:
         if same_fingerprint(kfp, fp):
             return fp, kident
@@ -1284,7 +1328,7 @@ class Graph:
         d = d or '/'
         key = state_key(name)
         path = '%s/%s/%s%s' % (d, STATE_DIR, key, STATE_SUFFIX)
-        fp = fingerprint(lstat_or_none(path))
+        fp = fingerprint_kept(lstat_or_none(path))
         summary = self.summary(d)
         hit = summary.pop(key, None)      # used once: memory goes back
         if hit is not None:
@@ -1311,7 +1355,7 @@ class Graph:
         d, _, name = path.rpartition('/')
         d = d or '/'
         key = state_key(name)
-        fp = fingerprint(lstat_or_none('%s/%s/%s%s' % (d, STATE_DIR, key, STATE_SUFFIX)))
+        fp = fingerprint_kept(lstat_or_none('%s/%s/%s%s' % (d, STATE_DIR, key, STATE_SUFFIX)))
         self.summary_written.setdefault(d, {})[key] = (fp, rec)
         self.summary_dirty.add(d)
         self.unfilled.pop(path, None)
@@ -1336,7 +1380,7 @@ class Graph:
         are looked at first."""
         for path, rec in list(self.unfilled.items()):
             try:
-                fp = fingerprint(lstat_or_none(path), path)
+                fp = fingerprint_kept(lstat_or_none(path), path)
             except Error:
                 fp = ABSENT
             self.fill_in(path, rec, fp)
@@ -1395,7 +1439,7 @@ class Graph:
         build but by the .do that builds them."""
         if n.mode is UNKNOWN:
             st = lstat_or_none(n.path)
-            n.now_fp = fingerprint(st, n.path)
+            n.now_fp = fingerprint_kept(st, n.path)
             if self.unfilled and n.path in self.unfilled:
                 self.fill_in(n.path, self.unfilled[n.path], n.now_fp)
             # The mode only, not the stat result: a tenth of the memory;
