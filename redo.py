@@ -408,10 +408,13 @@ def std_stream(name):
 
 
 def unlink_quiet(path):
-    """Removes a file (or a directory tree); a missing one is no error."""
+    """Removes a file (or a directory tree); a missing one is no error, nor
+    one that cannot be there or cannot go for the file system's sake (a
+    name too long for it, a read-only file system): there is nothing to do.
+    Other errors are raised."""
     try:
         os.unlink(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         pass
     except IsADirectoryError:
         remove_tree(path)
@@ -420,6 +423,18 @@ def unlink_quiet(path):
             remove_tree(path)
         else:
             raise
+    except OSError as e:
+        if e.errno not in (errno.ENAMETOOLONG, errno.EROFS):
+            raise
+
+
+def discard(path):
+    """unlink_quiet, to clean up after a failure: it never fails itself (the
+    failure it cleans up after is the one to report)."""
+    try:
+        unlink_quiet(path)
+    except (OSError, ValueError):
+        pass
 
 
 def remove_tree(path):
@@ -506,7 +521,7 @@ def write_atomic(path, chunks, unsynced=None):
         if unsynced is not None:
             unsynced.append(path)
     except OSError as e:
-        unlink_quiet(tmp)
+        discard(tmp)
         raise Error('cannot write %s: %s' % (quote(path), e.strerror))
 
 
@@ -1416,7 +1431,7 @@ class Graph:
                         write_summary_chunk(f, chunk)
                 os.replace(tmp, path)
             except (OSError, ValueError):
-                unlink_quiet(tmp)
+                discard(tmp)
         self.summary_dirty.clear()
 
     def rel(self, path):
@@ -2677,14 +2692,21 @@ class Run(Graph):
 
     def refresh_record(self, n, rec):
         """Writes the fingerprints refreshed while checking n, unless another
-        run is building n or has built it since (its state would be lost)."""
-        if not self.take_lock(n):
+        run is building n or has built it since (its state would be lost).
+        Best-effort (SPEC §4): where the state cannot be written (a
+        read-only tree), the check still succeeds."""
+        try:
+            if not self.take_lock(n):
+                return
+        except Error:
             return
         try:
             fresh = read_record(n.path)
             if fresh is not None and fresh.build == rec.build:
                 write_record(n.path, rec, self.unsynced)
                 self.note_written(n.path, rec)
+        except Error:
+            pass
         finally:
             self.drop_lock(n)
 

@@ -76,3 +76,16 @@ def whole_second_fs(where):
         umount(where)
         os.unlink(image)
 
+
+
+@contextlib.contextmanager
+def read_only_view(src, where):
+    """The directory src, seen read-only at the directory where (a bind
+    mount, remounted read-only)."""
+    os.makedirs(str(where), exist_ok=True)
+    mount('--bind', str(src), str(where), what='a bind mount')
+    try:
+        mount('-o', 'remount,ro,bind', str(where), what='a read-only bind mount')
+        yield where
+    finally:
+        umount(where)

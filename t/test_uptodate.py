@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import Sandbox
-from helpers import strace, whole_second_fs
+from helpers import read_only_view, strace, whole_second_fs
 
 SEC = 10 ** 9
 
@@ -716,3 +716,24 @@ def test_a_target_named_through_a_symlinked_directory_is_one_target(sb):
     for _ in range(3):
         p = sb.ifchange('all', check=True)
         assert 'built' not in p.stderr, p.stderr
+
+
+# --- refreshing a stored stamp is best-effort ----------------------------------
+
+@pytest.mark.parametrize('case', ['source touched', 'symlink target', 'summary gone'])
+def test_no_op_on_a_read_only_tree_succeeds(tmp_path, bindir, case):
+    proj = Sandbox(tmp_path / 'proj', bindir)
+    proj.path.mkdir()
+    proj.write('src', 'x\n')
+    proj.write('a.do', 'redo-ifchange src\ncat src\n')
+    proj.write('l.do', 'redo-ifchange a\nln -s a $3\n')
+    proj.write('b.do', 'redo-ifchange l\ncat l\n')
+    proj.ifchange('b', check=True)
+    if case == 'source touched':
+        shift_times(proj.path / 'src', 5 * SEC)
+    elif case == 'summary gone':
+        os.unlink(proj.path / '.redo' / 'summary')
+    with read_only_view(proj.path, tmp_path / 'ro') as ro:
+        for args in (['redo-ifchange', 'b'], ['redo-ood'], ['redo-ifchange', 'l']):
+            p = proj.run(*args, cwd=ro)
+            assert (p.returncode, p.stdout, p.stderr) == (0, '', ''), args
