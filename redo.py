@@ -54,9 +54,12 @@ if [ -z "$py" ]; then
   if [ ! -f "$py" ] || [ ! -x "$py" ]; then
     py=
     for p in python3 python; do
-      py=$("$p" -c 'import sys; sys.version_info >= (3, 8) and print(sys.executable)' 2>/dev/null) && [ -n "$py" ] && break
+      py=$("$p" -c 'import sys; sys.version_info >= (3, 8) and print(sys.executable or "-")' 2>/dev/null) && [ -n "$py" ] && break
       py=
     done
+    # With PATH unset (env -i) sh looks on a default PATH of its own, and
+    # the Python found there cannot tell where it is: sh can.
+    [ "$py" != - ] || py=$(command -v "$p")
     [ -n "$py" ] || { echo "redo: no Python 3.8 or newer found on PATH" >&2; exit 127; }
     [ -z "$d" ] || { mkdir -p "$d" && printf '%s\n' "$py" >"$d/python"; } 2>/dev/null
   fi
