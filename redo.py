@@ -49,7 +49,20 @@ case $d in
   *) d=${HOME-}; case $d in /*) [ -d "$d" ] && d=$d/.cache/redo.py || d= ;; *) d= ;; esac ;;
 esac
 py=${REDO_PYTHON-}
-if [ -z "$py" ]; then
+if [ -n "$py" ]; then
+  # The user's choice, or the running redo's for what it starts.  Exec'd
+  # as it is, one that is not Python (/bin/false) would fail without a
+  # word: it must be found, and one not named like Python must answer.
+  case $py in
+    */*) [ -f "$py" ] && [ -x "$py" ] || py= ;;
+    *) command -v "$py" >/dev/null 2>&1 || py= ;;
+  esac
+  case ${py##*/} in
+    *python*|pypy*) ;;
+    *) [ -z "$py" ] || [ "$("$py" -c 'print(6 * 7)' 2>/dev/null)" = 42 ] || py= ;;
+  esac
+  [ -n "$py" ] || { echo "redo: REDO_PYTHON=$REDO_PYTHON is not a Python interpreter" >&2; exit 127; }
+else
   [ -z "$d" ] || read -r py 2>/dev/null <"$d/python"
   if [ ! -f "$py" ] || [ ! -x "$py" ]; then
     py=

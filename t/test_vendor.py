@@ -354,6 +354,19 @@ def test_launcher_uses_redo_python(proj, any_python):
     assert log.exists() and log.read_text().strip(), 'REDO_PYTHON was not used'
 
 
+@pytest.mark.parametrize('bogus', ['/bin/false', '/bin/true', '/nonexistent/python3',
+                                   'no-such-python-here', '/', '/usr/lib/python3'])
+def test_launcher_with_a_redo_python_that_is_not_python(proj, bogus):
+    # exec'd as it is, /bin/false would fail without a word, /bin/true
+    # succeed without doing anything.
+    simple_project(proj)
+    r = proj.run('./redo.py', env={'REDO_PYTHON': bogus})
+    no_traceback(r)
+    assert r.returncode != 0
+    assert r.stderr == 'redo: REDO_PYTHON=%s is not a Python interpreter\n' % bogus
+    assert not (proj.dir / 'all').exists()
+
+
 def test_launcher_redo_python_wins_over_cache(proj, any_python):
     simple_project(proj)
     other = proj.sb.path / 'wrap' / 'cached-python'
