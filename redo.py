@@ -48,14 +48,30 @@ case $d in
   *) d=${HOME-}; case $d in /*) [ -d "$d" ] && d=$d/.cache/redo.py || d= ;; *) d= ;; esac ;;
 esac
 py=${REDO_PYTHON-}
-if [ -z "$py" ]; then
+if [ -n "$py" ]; then
+  # The user's choice, or the running redo's for what it starts.  Exec'd
+  # as it is, one that is not Python (/bin/false) would fail without a
+  # word: it must be found, and one not named like Python must answer.
+  case $py in
+    */*) [ -f "$py" ] && [ -x "$py" ] || py= ;;
+    *) command -v "$py" >/dev/null 2>&1 || py= ;;
+  esac
+  case ${py##*/} in
+    *python*|pypy*) ;;
+    *) [ -z "$py" ] || [ "$("$py" -c 'print(6 * 7)' 2>/dev/null)" = 42 ] || py= ;;
+  esac
+  [ -n "$py" ] || { echo "redo: REDO_PYTHON=$REDO_PYTHON is not a Python interpreter" >&2; exit 127; }
+else
   [ -z "$d" ] || read -r py 2>/dev/null <"$d/python"
   if [ ! -f "$py" ] || [ ! -x "$py" ]; then
     py=
     for p in python3 python; do
-      py=$("$p" -c 'import sys; sys.version_info >= (3, 8) and print(sys.executable)' 2>/dev/null) && [ -n "$py" ] && break
+      py=$("$p" -c 'import sys; sys.version_info >= (3, 8) and print(sys.executable or "-")' 2>/dev/null) && [ -n "$py" ] && break
       py=
     done
+    # With PATH unset (env -i) sh looks on a default PATH of its own, and
+    # the Python found there cannot tell where it is: sh can.
+    [ "$py" != - ] || py=$(command -v "$p")
     [ -n "$py" ] || { echo "redo: no Python 3.8 or newer found on PATH" >&2; exit 127; }
     [ -z "$d" ] || { mkdir -p "$d" && printf '%s\n' "$py" >"$d/python"; } 2>/dev/null
   fi
@@ -421,10 +437,13 @@ def std_stream(name):
 
 
 def unlink_quiet(path):
-    """Removes a file (or a directory tree); a missing one is no error."""
+    """Removes a file (or a directory tree); a missing one is no error, nor
+    one that cannot be there or cannot go for the file system's sake (a
+    name too long for it, a read-only file system): there is nothing to do.
+    Other errors are raised."""
     try:
         os.unlink(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         pass
     except IsADirectoryError:
         remove_tree(path)
@@ -433,6 +452,18 @@ def unlink_quiet(path):
             remove_tree(path)
         else:
             raise
+    except OSError as e:
+        if e.errno not in (errno.ENAMETOOLONG, errno.EROFS):
+            raise
+
+
+def discard(path):
+    """unlink_quiet, to clean up after a failure: it never fails itself (the
+    failure it cleans up after is the one to report)."""
+    try:
+        unlink_quiet(path)
+    except (OSError, ValueError):
+        pass
 
 
 def remove_tree(path):
@@ -519,7 +550,7 @@ def write_atomic(path, chunks, unsynced=None):
         if unsynced is not None:
             unsynced.append(path)
     except OSError as e:
-        unlink_quiet(tmp)
+        discard(tmp)
         raise Error('cannot write %s: %s' % (quote(path), e.strerror))
 
 
@@ -713,13 +744,37 @@ def rec_load(data):
 # A file is known by two strings.  Its fingerprint, cheap to get from lstat:
 # size, inode, mode, mtime and ctime in nanoseconds.  Its identity, what a
 # change is measured by: type, permission bits and a hash of the content
-# (of the target of a symlink, of the names in a directory).  When the
-# fingerprint is the one stored, the identity stored is trusted without
-# reading the file; otherwise the identity is computed and compared, so
-# `touch`, a new hard link or a chown rebuild nothing, while an edit within
-# the same second is still seen (size or ctime differ).
+# (of the target of a symlink; of what a directory holds, see _hash_dir).
+# When the fingerprint is the one stored, the identity stored is trusted
+# without reading the file; otherwise the identity is computed and compared,
+# so `touch`, a new hard link or a chown rebuild nothing, while an edit
+# within the same second is still seen (size or ctime differ).
+#
+# Design note: racy stamps.  Where file times count whole seconds (ext4
+# with 128-byte inodes, FAT, NFS from such a server), an in-place edit at
+# the same size, in the same second as the stamp was taken, leaves the same
+# fingerprint.  git's "racy clean" rule answers it: a stamp taken within the
+# file system's timestamp granularity of the file's mtime or ctime is not
+# trusted.  The time is known when the stamp is taken, so that is where it
+# is judged (no extra field to store): a fingerprint to be kept
+# (fingerprint_kept) gets `@<the time it was taken>` at its end, and so
+# never equals another; the file is hashed at its next check and, once the
+# moment has passed, stamped anew.  File times with nanoseconds are
+# trusted as they are, without as much as a clock read: since Linux 6.13 a
+# file changed after a stat gets a later ctime (multigrain timestamps);
+# older kernels leave a window of one clock tick (milliseconds) after a
+# write, accepted as git accepts it.  (fingerprint itself stays a plain
+# snapshot, for "did it change meanwhile" within a run.)
+#
+# A target's own fingerprint is taken before the rename that puts it in
+# place, which changes its ctime: it is stored with `*` for the ctime, and
+# the ctime is filled in at the first look at the target after the rename
+# (fill_in).  A `*` is never trusted: a target whose state still has one is
+# hashed at its check, so that an edit in place with its mtime put back
+# (`touch -r`), which only the ctime tells, is still seen.
 
 ABSENT = '-'
+COARSE_STEPS = (10 ** 9, 10 ** 7)     # file times in whole seconds, in hundredths
 
 
 def fingerprint(st, path=None):
@@ -748,21 +803,67 @@ def _fp_is_dir(fp):
 def _fp_times(fp):
     """The later of a fingerprint's mtime and ctime, in ns (0 if unknown)."""
     try:
-        _, _, _, m, c = fp.partition('>')[0].split(':')
+        _, _, _, m, c = fp.partition('>')[0].partition('@')[0].split(':')
         return max(int(m), int(c) if c != '*' else 0)
     except ValueError:
         return 0
 
 
+def fingerprint_kept(st, path=None):
+    """fingerprint(st, path), to be stored and trusted later: marked with
+    the time now if the file's times (or, for a symlink, those of what it
+    points to) count whole seconds, or hundredths, and are too close to now
+    to tell a later edit (see the design note above).  Two steps of the
+    file system's clock: FAT's mtime counts two seconds."""
+    fp = fingerprint(st, path)
+    if st is None:
+        return fp
+    step = COARSE_STEPS[1]
+    if (st.st_mtime_ns % step or st.st_ctime_ns % step) and '>' not in fp:
+        return fp                 # nanoseconds: the usual case
+    import time
+    now = time.time_ns()
+    for part in fp.split('>'):
+        fields = part.split(':')
+        if len(fields) != 5:
+            continue              # ABSENT, for a dangling symlink
+        m, c = int(fields[3]), int(fields[4])
+        if m % step or c % step:
+            continue
+        coarse = COARSE_STEPS[0] if not (m % COARSE_STEPS[0] or c % COARSE_STEPS[0]) else step
+        if max(m, c) > now - 2 * coarse:
+            return '%s@%d' % (fp, now)
+    return fp
+
+
 def fingerprint_sans_ctime(fp):
     """A target's own fingerprint is taken before the rename that puts it in
-    place, which changes its ctime only: that part is not compared."""
-    return fp.rpartition(':')[0] + ':*' if fp != ABSENT and '>' not in fp else fp
+    place, which changes its ctime only: that part is left for fill_in."""
+    if fp == ABSENT:
+        return fp
+    own, sep, pointee = fp.partition('>')
+    return own.rpartition(':')[0] + ':*' + sep + pointee
+
+
+def fill_in(fp_stored, fp):
+    """A stored fingerprint with its ctime left out (fingerprint_sans_ctime),
+    completed from fp, the first fingerprint of the target in place: fp if
+    all the rest of the target's own part matches (what it points to, for
+    a link read in .redo/tmp, is not compared), else fp_stored as it was."""
+    own = fp_stored.partition('>')[0]
+    if own.endswith(':*') and fp.partition('>')[0].rpartition(':')[0] == own[:-2]:
+        return fp
+    return fp_stored
+
+
+def is_unfilled(fp):
+    """Whether fp has its ctime left out (fingerprint_sans_ctime)."""
+    return fp.partition('>')[0].endswith(':*')
 
 
 def same_fingerprint(stored, fp):
-    if stored.endswith(':*'):
-        return fp.rpartition(':')[0] == stored[:-2]
+    """Whether the file is unchanged since the stored fingerprint was taken.
+    One whose ctime was left out (`*`) never is: it is hashed instead."""
     return stored == fp
 
 
@@ -792,11 +893,7 @@ def identity(path, mode):
             return 'l:' + h.hexdigest() + '>d%o' % (target.st_mode & 0o7777)
         return 'l:' + h.hexdigest() + '>' + identity(path, target.st_mode)
     if kind == 0o040000:
-        try:
-            names = sorted(x for x in os.listdir(path) if x != STATE_DIR)
-        except OSError as e:
-            raise Error('cannot read %s: %s' % (quote(path), e.strerror))
-        h.update(os.fsencode('\0'.join(names)))
+        _hash_dir(h, path)
         return 'd%o:%s' % (perm, h.hexdigest())
     if kind != 0o100000:
         return 'o%o:%o' % (kind, perm)
@@ -815,6 +912,31 @@ def identity(path, mode):
     return 'f%o:%s' % (perm, h.hexdigest())
 
 
+def _hash_dir(h, path):
+    """Feeds h what the directory at path holds: each name (sorted, redo's
+    own .redo left out at every depth) and the identity of what it names,
+    recursively.  A symbolic link in it counts by its text, and is not
+    followed: a link may point anywhere (out of the tree, or to a parent:
+    a loop), and what it points to is not part of the directory."""
+    try:
+        with os.scandir(path) as it:
+            entries = sorted((e.name, e.path) for e in it if e.name != STATE_DIR)
+    except OSError as e:
+        raise Error('cannot read %s: %s' % (quote(path), e.strerror))
+    for name, p in entries:
+        try:
+            mode = os.lstat(p).st_mode
+            if (mode & 0o170000) == 0o120000:
+                link = _hasher()
+                link.update(os.fsencode(os.readlink(p)))
+                ident = 'l:' + link.hexdigest()       # as own(identity(p, mode))
+            else:
+                ident = identity(p, mode)
+        except OSError as e:
+            raise Error('cannot read %s: %s' % (quote(p), e.strerror))
+        h.update(b'%s\0%s\0' % (os.fsencode(name), ident.encode()))
+
+
 def file_now(path, known=()):
     """(fingerprint, identity) of the file at path now, None if there is
     none.  The identity of a known (fingerprint, identity) pair whose
@@ -823,7 +945,7 @@ def file_now(path, known=()):
     st = lstat_or_none(path)
     if st is None:
         return None
-    fp = fingerprint(st, path)
+    fp = fingerprint_kept(st, path)
     for kfp, kident in known:
         if same_fingerprint(kfp, fp):
             return fp, kident
@@ -1232,6 +1354,7 @@ class Graph:
         self.summary_written = {}  # dir -> {state key: (fingerprint, Record)}
         self.summary_new = {}     # dir -> {state key: (fingerprint, marshalled)}
         self.summary_dirty = set()
+        self.unfilled = {}        # path -> Record written with a `*` ctime (fill_in)
         self.made_dirs = set()
         self.modified = set()     # targets changed by hand: sources now, whose
                                   # dependents compare the content, not the
@@ -1286,17 +1409,20 @@ class Graph:
     # than everything else a no-op check does for a target.  So each .redo
     # also holds `summary`, a cache of its state files already parsed (each
     # entry marshalled on its own, unpacked when used: compact in memory),
-    # with the fingerprint of the state file it came from.  An entry is used only if the state file's lstat still matches:
-    # the state files stay the truth, a stale, garbled or missing summary
-    # only costs the reading it would have saved.  It is rewritten at the end
-    # of a run that read or wrote state files it did not hold.
+    # with the fingerprint of the state file it came from.  An entry is used
+    # only if the state file's lstat still matches: the state files stay the
+    # truth, a stale, garbled or missing summary only costs the reading it
+    # would have saved (and the hash of each target built in the run that
+    # wrote it: the summary also holds their outputs' ctime, filled in after
+    # the rename, see fill_in).  It is rewritten at the end of a run that
+    # read or wrote state files it did not hold.
 
     def read_state(self, n):
         d, _, name = n.path.rpartition('/')
         d = d or '/'
         key = state_key(name)
         path = '%s/%s/%s%s' % (d, STATE_DIR, key, STATE_SUFFIX)
-        fp = fingerprint(lstat_or_none(path))
+        fp = fingerprint_kept(lstat_or_none(path))
         summary = self.summary(d)
         hit = summary.pop(key, None)      # used once: memory goes back
         if hit is not None:
@@ -1323,15 +1449,35 @@ class Graph:
         d, _, name = path.rpartition('/')
         d = d or '/'
         key = state_key(name)
-        fp = fingerprint(lstat_or_none('%s/%s/%s%s' % (d, STATE_DIR, key, STATE_SUFFIX)))
+        fp = fingerprint_kept(lstat_or_none('%s/%s/%s%s' % (d, STATE_DIR, key, STATE_SUFFIX)))
         self.summary_written.setdefault(d, {})[key] = (fp, rec)
         self.summary_dirty.add(d)
+        self.unfilled.pop(path, None)
+        if rec.output is not None and is_unfilled(rec.output[0]):
+            self.unfilled[path] = rec
+
+    def fill_in(self, path, rec, fp):
+        """Completes the `*` ctime of rec's output from fp, the target's
+        first fingerprint since it was put in place.  The summary gets it
+        (rec is the one it will write); the state file, the next time it
+        is written for another reason.  Best-effort: a target that another
+        process changed between the rename and this look would pass for
+        what redo made."""
+        del self.unfilled[path]
+        rec.output = (fill_in(rec.output[0], fp), rec.output[1])
 
     def write_summaries(self):
         """Writes the summaries that changed: what the file held (entries
         used in this run were dropped from memory, not from the file), the
         state files read anew, and those written (a cache: errors are
-        ignored)."""
+        ignored).  The targets built whose ctime no look has filled in yet
+        are looked at first."""
+        for path, rec in list(self.unfilled.items()):
+            try:
+                fp = fingerprint_kept(lstat_or_none(path), path)
+            except Error:
+                fp = ABSENT
+            self.fill_in(path, rec, fp)
         for d in self.summary_dirty:
             new = self.summary_new.get(d, {})
             written = self.summary_written.get(d, {})
@@ -1364,7 +1510,7 @@ class Graph:
                         write_summary_chunk(f, chunk)
                 os.replace(tmp, path)
             except (OSError, ValueError):
-                unlink_quiet(tmp)
+                discard(tmp)
         self.summary_dirty.clear()
 
     def rel(self, path):
@@ -1387,7 +1533,9 @@ class Graph:
         build but by the .do that builds them."""
         if n.mode is UNKNOWN:
             st = lstat_or_none(n.path)
-            n.now_fp = fingerprint(st, n.path)
+            n.now_fp = fingerprint_kept(st, n.path)
+            if self.unfilled and n.path in self.unfilled:
+                self.fill_in(n.path, self.unfilled[n.path], n.now_fp)
             # The mode only, not the stat result: a tenth of the memory;
             # and one int object per distinct mode, not one per file.
             n.mode = None if st is None else MODES.setdefault(st.st_mode, st.st_mode)
@@ -2911,14 +3059,21 @@ class Run(Graph):
 
     def refresh_record(self, n, rec):
         """Writes the fingerprints refreshed while checking n, unless another
-        run is building n or has built it since (its state would be lost)."""
-        if not self.take_lock(n):
+        run is building n or has built it since (its state would be lost).
+        Best-effort (SPEC §4): where the state cannot be written (a
+        read-only tree), the check still succeeds."""
+        try:
+            if not self.take_lock(n):
+                return
+        except Error:
             return
         try:
             fresh = read_record(n.path)
             if fresh is not None and fresh.build == rec.build:
                 write_record(n.path, rec, self.unsynced)
                 self.note_written(n.path, rec)
+        except Error:
+            pass
         finally:
             self.drop_lock(n)
 

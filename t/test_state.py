@@ -509,6 +509,59 @@ def test_odd_name_in_odd_directory(sb):
     assert has_entry(p.stdout, (d + '/x').encode()), p.stdout
 
 
+def deep_dir(base, length):
+    """The path of a directory (not made) under base whose absolute path is
+    length bytes long."""
+    p = str(base)
+    while len(p) < length:
+        take = min(200, length - len(p) - 1)
+        if length - len(p) - 1 - take == 1:
+            take -= 1                 # no component of length 0 next
+        p += '/' + 'd' * take
+    assert len(p) == length
+    return p
+
+
+PATH_MAX = 4096
+
+
+def near_path_max(sb):
+    """A project built in a short directory, then moved to one so deep that
+    the state files fit under PATH_MAX but not their temporaries (name.rec
+    + .PID.tmp) nor the summary's."""
+    sb.write('proj/src', 'one\n')
+    sb.write('proj/x.do', 'echo x >>runs\nredo-ifchange src\ncat src\n')
+    sb.ifchange('x', cwd=sb.path / 'proj', check=True)
+    deep = deep_dir(sb.path, PATH_MAX - 1 - len('/.redo/x.rec') - 5)
+    os.makedirs(os.path.dirname(deep))
+    os.rename(sb.path / 'proj', deep)
+    return deep
+
+
+def test_near_path_max_a_no_op_succeeds(sb):
+    # Nothing needs writing but the cache and refreshed stamps: both
+    # best-effort.
+    deep = near_path_max(sb)
+    os.unlink(deep + '/.redo/summary')
+    st = os.stat(deep + '/src')
+    os.utime(deep + '/src', ns=(st.st_atime_ns, st.st_mtime_ns + 5 * 10 ** 9))
+    for args in (['redo-ifchange', 'x'], ['redo-ood'], ['redo-ifchange', 'x']):
+        p = sb.run(*args, cwd=deep)
+        assert (p.returncode, p.stdout, p.stderr) == (0, '', ''), args
+    assert sb.read(deep + '/runs') == 'x\n'
+
+
+def test_near_path_max_a_build_that_cannot_keep_its_state_is_one_clear_error(sb):
+    deep = near_path_max(sb)
+    sb.write(deep + '/src', 'two\n')
+    p = sb.run('redo-ifchange', 'x', cwd=deep)
+    no_traceback(p)
+    assert p.returncode == 1, p.stderr
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith('redo: ')]
+    assert len(errors) == 1 and 'File name too long' in errors[0], p.stderr
+    assert sb.read(deep + '/x') == 'one\n'       # the old target stays
+
+
 # --- the summary: a cache of parsed state files, never the truth ------------
 
 def summary_piece(obj):

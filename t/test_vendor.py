@@ -317,6 +317,23 @@ def test_launcher_with_a_code_cache_that_is_not_code(proj):
     assert proj.read('all') == 'all\nx\nchanged\n'
 
 
+def test_launcher_with_an_empty_environment(proj):
+    # env -i: no PATH at all.  sh looks commands up on a default PATH of
+    # its own, but the Python it finds there cannot tell where it is
+    # (sys.executable is empty).
+    found = proj.run('env', '-i', '/bin/sh', '-c', 'command -v python3 || command -v python')
+    if not found.stdout.strip():
+        pytest.skip("no python3 on sh's default PATH")
+    simple_project(proj)
+    r = proj.run('env', '-i', './redo.py')
+    no_traceback(r)
+    assert r.returncode == 0, r.stderr
+    assert proj.read('all') == 'all\nx\nsource\n'
+    proj.write('src', 'changed\n')
+    proj.run('env', '-i', './redo.py', 'ifchange', 'all', check=True)
+    assert proj.read('all') == 'all\nx\nchanged\n'
+
+
 def write_wrapper(path, log, real):
     """A python3 that logs each call to log, then execs the real one."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -335,6 +352,19 @@ def test_launcher_uses_redo_python(proj, any_python):
     no_traceback(r)
     assert proj.read('all') == 'all\nx\nsource\n'
     assert log.exists() and log.read_text().strip(), 'REDO_PYTHON was not used'
+
+
+@pytest.mark.parametrize('bogus', ['/bin/false', '/bin/true', '/nonexistent/python3',
+                                   'no-such-python-here', '/', '/usr/lib/python3'])
+def test_launcher_with_a_redo_python_that_is_not_python(proj, bogus):
+    # exec'd as it is, /bin/false would fail without a word, /bin/true
+    # succeed without doing anything.
+    simple_project(proj)
+    r = proj.run('./redo.py', env={'REDO_PYTHON': bogus})
+    no_traceback(r)
+    assert r.returncode != 0
+    assert r.stderr == 'redo: REDO_PYTHON=%s is not a Python interpreter\n' % bogus
+    assert not (proj.dir / 'all').exists()
 
 
 def test_launcher_redo_python_wins_over_cache(proj, any_python):
