@@ -11,7 +11,7 @@ mkdir -p "$bin"
 cp "$here/redo.py" "$bin/redo.py.new"
 chmod 755 "$bin/redo.py.new"
 mv -f "$bin/redo.py.new" "$bin/redo.py"
-for c in redo redo-ifchange redo-ifcreate redo-always redo-stamp redo-ood \
+for c in redo redo-ifchange redo-ifcreate redo-always redo-stamp redo-recheck redo-ood \
          redo-targets redo-sources redo-whichdo redo-log redo-dot \
          redo-affects redo-cleanup; do
     rm -f "$bin/$c"
