@@ -26,12 +26,12 @@ if [ -n "$r" ]; then
   [ -n "$s" ] && shift
   j=${REDO_JOB-0}
   if [ "$c" = stamp ]; then
-    { printf '%s\0\0' "$PWD"; cat; } >"$r/$$.q" || exit 2
+    { printf '%s\0\0' "$PWD"; cat; } 2>/dev/null >"$r/$$.q"
   else
-    { printf '%s\0' "$PWD"; export -p; printf '\0'; [ $# = 0 ] || printf '%s\0' "$@"; } >"$r/$$.q" || exit 2
-  fi
+    { printf '%s\0' "$PWD"; export -p; printf '\0'; [ $# = 0 ] || printf '%s\0' "$@"; } 2>/dev/null >"$r/$$.q"
+  fi || { echo "redo-$c: cannot write the request in $r (file system full?)" >&2; exit 2; }
   set -C
-  if { true >"$r/$j.c"; } 2>/dev/null; then k=J f=$r/$j.r; else k=P f=$r/$$.r; mkfifo "$f" || exit 2; fi
+  if [ -p "$r/$j.r" ] && { true >"$r/$j.c"; } 2>/dev/null; then k=J f=$r/$j.r; else k=P f=$r/$$.r; mkfifo "$f" || exit 2; fi
   printf '%s %s %s %s\n' "$c" "$j" $$ $k 1<>"$r/req" || exit 2
   x=
   kill -0 "$REDO_PID" 2>/dev/null && read -r x <"$f"
@@ -1927,9 +1927,10 @@ __redo_call() {
     if [ "$__redo_n" -gt 99999 ]; then [ -n "$__redo_C" ] || set +C; echo "redo-$__redo_c: cannot reach the running redo" >&2; return 2; fi
   done
   __redo_i=$$.$__redo_n
-  if [ "$__redo_c" = stamp ]; then { printf '%s\0\0' "$PWD"; cat; } >|"$REDO_RUN/$__redo_i.q"
-  else { printf '%s\0' "$PWD"; export -p; printf '\0'; [ $# = 0 ] || printf '%s\0' "$@"; } >|"$REDO_RUN/$__redo_i.q"; fi
-  if { true >"$REDO_RUN/$REDO_JOB.c"; } 2>/dev/null; then __redo_k=J __redo_f=$REDO_RUN/$REDO_JOB.r; else __redo_k=P __redo_f=$REDO_RUN/$__redo_i.r; mkfifo "$__redo_f" || { [ -n "$__redo_C" ] || set +C; return 2; }; fi
+  if [ "$__redo_c" = stamp ]; then { printf '%s\0\0' "$PWD"; cat; } 2>/dev/null >|"$REDO_RUN/$__redo_i.q"
+  else { printf '%s\0' "$PWD"; export -p; printf '\0'; [ $# = 0 ] || printf '%s\0' "$@"; } 2>/dev/null >|"$REDO_RUN/$__redo_i.q"
+  fi || { [ -n "$__redo_C" ] || set +C; echo "redo-$__redo_c: cannot write the request in $REDO_RUN (file system full?)" >&2; return 2; }
+  if [ -p "$REDO_RUN/$REDO_JOB.r" ] && { true >"$REDO_RUN/$REDO_JOB.c"; } 2>/dev/null; then __redo_k=J __redo_f=$REDO_RUN/$REDO_JOB.r; else __redo_k=P __redo_f=$REDO_RUN/$__redo_i.r; mkfifo "$__redo_f" || { [ -n "$__redo_C" ] || set +C; return 2; }; fi
   [ -n "$__redo_C" ] || set +C
   printf '%s %s %s %s\n' "$__redo_c" "$REDO_JOB" "$__redo_i" $__redo_k 1<>"$REDO_RUN/req"
   __redo_x=; kill -0 "$REDO_PID" 2>/dev/null && read -r __redo_x <"$__redo_f" || :
@@ -2146,7 +2147,13 @@ class Job:
             os.close(self.fifo_fd)
             self.fifo_fd = None
             unlink_quiet(self.fifo)
-            unlink_quiet(os.path.join(self.run.dir, '%d.c' % self.id))
+            # Its reply fifo is gone: a call its .do left behind (`&`)
+            # must make one of its own (kind P).  So the claim stays.
+            try:
+                os.close(os.open(os.path.join(self.run.dir, '%d.c' % self.id),
+                                 os.O_WRONLY | os.O_CREAT, 0o600))
+            except OSError:
+                pass
 
     def publish_log(self):
         """The build ended (built or failed): its stderr becomes the log.
@@ -2430,6 +2437,8 @@ class Run(Graph):
         self.next_job = 1
         self.stopping = False     # interrupted: start nothing new
         self.calls_stopped = 0    # calls stopped by a failure, still waiting
+        self.orphans = 0          # calls of .do files that have ended, served
+        self.ancestor_target = UNKNOWN   # see parent_target
         self.env_cache = {}       # `export -p` of a call -> its environment
         self.top_call = None
         self.signal = 0
@@ -2582,7 +2591,7 @@ class Run(Graph):
             if self.signal:
                 if not self.jobs and not self.doomed_alive():
                     break
-            elif self.top_done:
+            elif self.top_done and not self.orphans:
                 break
             timeout = None
             if self.timers:
@@ -3160,7 +3169,7 @@ class Run(Graph):
         as a list of paths, or None.  It closes at a lock of this run, or
         at REDO_TARGET, whose .do started this run apart from its own
         (see ancestor_cycle)."""
-        parent = self.env.get(ENV_TARGET)
+        parent = self.parent_target()
         seen = set()
         frontier = [(n.path, [n.path])]
         while frontier and len(seen) < 10000:
@@ -3185,9 +3194,34 @@ class Run(Graph):
         """A redo started apart by a .do (not through the running build)
         still has that .do's target in REDO_TARGET: that target cannot be
         done before this run is, so waiting for its lock is a cycle."""
-        if n.path != self.env.get(ENV_TARGET) or not self.built_above_me(n.path):
+        if n.path != self.parent_target() or not self.built_above_me(n.path):
             return None
         return [n.path] + self.ancestry(n)
+
+    def parent_target(self):
+        """REDO_TARGET, or, where a .do started this redo with its
+        environment scrubbed (`env -i`, sudo), that of the nearest ancestor
+        process that has one (from /proc/PID/environ); None if none."""
+        if self.env.get(ENV_TARGET):
+            return self.env.get(ENV_TARGET)
+        if self.ancestor_target is UNKNOWN:
+            self.ancestor_target = None
+            pid = os.getppid()
+            key = ENV_TARGET.encode() + b'='
+            for _ in range(1000):
+                try:
+                    data = read_bytes_or_none('/proc/%d/environ' % pid)
+                except Error:
+                    data = None
+                for var in (data or b'').split(b'\0'):
+                    if var.startswith(key):
+                        self.ancestor_target = os.fsdecode(var[len(key):])
+                        return self.ancestor_target
+                fields = proc_stat(pid) if pid > 1 else None
+                if not fields:
+                    break
+                pid = int(fields[1])
+        return self.ancestor_target
 
     def built_above_me(self, path):
         """Whether the process that holds path's lock is an ancestor of this
@@ -3363,6 +3397,9 @@ class Run(Graph):
         old = self.record(n)
         if problem:
             return self.fail(n, job, status, seconds, old, problem)
+        if not job.in_place and self.edited_meanwhile(n, old):
+            job.remove_temporaries()
+            return self.keep_hand_edit(n)
         st3 = lstat_or_none(job.tmp3)
         src = job.tmp3 if st3 is not None else (job.out if job.out_size() else None)
         rec = Record(os.path.basename(n.path))
@@ -3403,6 +3440,28 @@ class Run(Graph):
         n.rec = rec
         n.fp = None
         n.mode = UNKNOWN
+        return True
+
+    def edited_meanwhile(self, n, old):
+        """Whether the target file was changed by hand since it was checked
+        (while its dependencies were built, or its .do ran): then the new
+        output must not replace it (SPEC §3)."""
+        n.mode = UNKNOWN
+        n.fp = None
+        mode, fp = self.stat(n)
+        if old is None:
+            return mode is not None       # made by hand since it was checked
+        if old.result == GARBLED:
+            return False
+        return self.why_modified(n, old) is MODIFIED
+
+    def keep_hand_edit(self, n):
+        what = '%s was modified outside redo while it was being built' % quote(self.rel(n.path))
+        self.modified.add(n.path)
+        if n.call.opts.stop_if_modified:
+            n.call.term.error(what + ' (REDO_STOP_IF_MODIFIED is set)')
+            return False
+        n.call.term.warn(what + ': leaving it alone, it is a source from now on')
         return True
 
     def previous_of(self, n, old):
@@ -3472,7 +3531,8 @@ class Run(Graph):
 
     def on_done(self, jobid, pid, kind):
         if kind == 'J':
-            unlink_quiet(os.path.join(self.dir, '%s.c' % jobid))
+            if jobid.isdigit() and int(jobid) in self.jobs_by_id:
+                unlink_quiet(os.path.join(self.dir, '%s.c' % jobid))
         else:
             fd = self.replies.pop((jobid, pid), None)
             if fd is not None:
@@ -3495,7 +3555,9 @@ class Run(Graph):
         data = read_bytes_or_none(os.path.join(self.dir, '%s.q' % rid))
         if fd is None:
             return
-        if job is None or data is None:
+        orphan = job is None and jobid.isdigit() and 0 < int(jobid) < self.next_job \
+            and cmd in ('ifchange', 'redo')
+        if job is None and not orphan or data is None:
             self.term.error('%s: not called from a .do that this redo is running' % prog(cmd))
             self.reply(fd, EXIT_USAGE)
             return
@@ -3506,8 +3568,12 @@ class Run(Graph):
             args = rest
         else:
             args = [os.fsdecode(a) for a in rest.split(b'\0')[:-1]]
-        task = Task(None, job.node, owner=job.task)
-        task.gen = self.t_serve(task, job, cmd, cwd, env_text, args, fd, rid.partition('.')[0])
+        if orphan:
+            task = Task(None, None)
+            task.gen = self.t_serve_orphan(task, cmd, cwd, env_text, args, fd)
+        else:
+            task = Task(None, job.node, owner=job.task)
+            task.gen = self.t_serve(task, job, cmd, cwd, env_text, args, fd, rid.partition('.')[0])
         self.ready.append((task, None))
         self.pump()
 
@@ -3557,6 +3623,39 @@ class Run(Graph):
                 job.calls_waiter = None
         self.reply(fd, status)
 
+    def t_serve_orphan(self, task, cmd, cwd, env_text, args, fd):
+        """A build request of a .do whose target is already done (it left
+        the call running in the background and exited): served as a call
+        of the run's own, its targets built, nothing recorded."""
+        self.orphans += 1
+        status = EXIT_FAILED
+        try:
+            targets, v = parse_options(cmd, args, None, BUILD_FLAGS)
+            top = self.top_call
+            env = top.env
+            if env_text:
+                try:
+                    env = parse_exports(env_text)
+                    env[ENV_RUN], env[ENV_PID] = top.env[ENV_RUN], top.env[ENV_PID]
+                except ValueError:
+                    pass
+            call = Call(Options(env).apply(v), env, top.term)
+            task.call = call
+            nodes = []
+            for a in targets:
+                n = self.node(self.client_path(cwd, a))
+                if n not in nodes:
+                    nodes.append(n)
+            ok = yield from self.t_call(task, None, call, nodes, cmd == 'redo')
+            if call.stopped:
+                self.calls_stopped -= 1
+            status = EXIT_OK if ok else EXIT_FAILED
+        except (Error, Done) as e:
+            self.term.error(str(e))
+        finally:
+            self.orphans -= 1
+        self.reply(fd, status)
+
     def t_serve_build(self, task, job, cmd, cwd, env_text, args, pid):
         targets, v = parse_options(cmd, args, None, BUILD_FLAGS)
         if 'install' in v:
@@ -3595,7 +3694,7 @@ class Run(Graph):
             ident, _ = self.now(n)
             fp = n.fp if (n.fp is not None and not ident.startswith(('s:', 'v:'))) else ABSENT
             if fp != ABSENT and n.rec is None and _fp_times(fp) >= since:
-                ident = '?'
+                fp, ident = ABSENT, '?'
             job.add_dep(Dep('Dep', rel_path(n.path, d), fp, ident))
 
     def t_call(self, task, job, call, nodes, forced):

@@ -61,14 +61,31 @@ def test_spec5_two_levels_of_parallel_calls(sb, jobs):
 
 @pytest.mark.parametrize('jobs', ['-j1', '-j2'])
 def test_spec5_do_exits_while_its_call_runs(sb, jobs):
+    # The call is under way when the .do exits: the target is committed
+    # once it ends, with it among the dependencies.
     sb.write('slow.do', 'sleep 0.3\necho slow\n')
-    sb.write('all.do', 'redo-ifchange slow &\necho all\n')
+    sb.write('all.do', 'redo-ifchange slow &\nsleep 0.1\necho all\n')
     r = no_traceback(sb.redo(jobs, 'all', timeout=HANG))
     assert r.returncode == 0, r.stderr
     assert sb.read('slow') == 'slow\n'
     assert 'Dep: slow' in sb.read('.redo/all.rec')
     r = no_traceback(sb.ifchange(jobs, 'all', timeout=HANG))
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize('jobs', ['-j1', '-j2'])
+def test_spec5_do_exits_before_its_call_starts(sb, jobs):
+    # The call starts after the .do's target was committed: it is served
+    # while the run lasts, or by a redo of its own after it; never a hang.
+    sb.write('late.do', 'echo late\n')
+    sb.write('other.do', 'sleep 0.4\necho other\n')
+    sb.write('all.do', '(sleep 0.2; redo-ifchange late) &\necho all\n')
+    r = no_traceback(sb.redo(jobs, 'all', 'other', timeout=HANG))
+    assert r.returncode == 0, r.stderr
+    deadline = time.time() + 20
+    while not sb.exists('late') and time.time() < deadline:
+        time.sleep(0.05)
+    assert sb.read('late') == 'late\n'
 
 
 def test_spec5_parallel_calls_keep_the_job_limit(sb):
@@ -86,17 +103,24 @@ def test_spec5_parallel_calls_keep_the_job_limit(sb):
 # §5 an error inside redo fails its target; the run goes on, never hangs
 # ---------------------------------------------------------------------------
 
-def test_spec5_unreadable_do_fails_its_target_only(sb, tmp_path):
+def test_spec5_unreadable_do_fails_its_target_only(sb):
     if os.getuid() != 0:
         pytest.skip('needs root to run the build as another user')
     if shutil.which('setpriv') is None:
         pytest.skip('no setpriv')
+    from conftest import COMMANDS, REDO_PY
+    bindir = sb.path / 'bin'
+    bindir.mkdir()
+    shutil.copy(str(REDO_PY), str(bindir / 'redo.py'))
+    for c in COMMANDS:
+        os.symlink('redo.py', str(bindir / c))
     sb.write('bad.do', 'echo bad\n', mode=0o000)
     sb.write('good.do', 'echo good\n')
     sb.write('all.do', 'redo-ifchange bad || echo handled >status\nredo-ifchange good\n')
-    os.chmod(sb.path, 0o777)
-    os.chmod(tmp_path, 0o777)
-    env = dict(sb.env, HOME='/nonexistent', XDG_CACHE_HOME='')
+    for d in (sb.path, sb.path.parent, sb.path.parent.parent):
+        os.chmod(d, 0o777)
+    env = dict(sb.env, HOME='/nonexistent', XDG_CACHE_HOME='',
+               PATH='%s:%s' % (bindir, os.environ.get('PATH', '/usr/bin:/bin')))
     for j in ('-j1', '-j2'):
         p = subprocess.run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups',
                             'redo', j, 'all'], cwd=str(sb.path), env=env,
@@ -105,6 +129,7 @@ def test_spec5_unreadable_do_fails_its_target_only(sb, tmp_path):
         assert p.returncode == 0, p.stderr
         assert sb.read('good') == 'good\n'
         assert sb.read('status') == 'handled\n'
+        os.unlink(sb.path / 'status')
 
 
 def test_spec5_lock_that_cannot_be_made_fails_its_target(sb):
@@ -169,3 +194,72 @@ def test_spec4_source_edited_between_read_and_declare(sb):
     assert sb.read('x') == 'two\n'
     sb.ifchange('x', check=True)                     # and then it is up to date
     assert 'redo' not in sb.ifchange('x', check=True).stderr
+
+
+# ---------------------------------------------------------------------------
+# §3 a hand edit made while the target was being built is kept
+# ---------------------------------------------------------------------------
+
+def test_spec3_hand_edit_while_dependencies_build_is_kept(sb):
+    sb.write('slow.do', 'echo slow\n')
+    sb.write('x.do', 'redo-ifchange slow\necho generated\n')
+    sb.ifchange('x', check=True)
+    # slow's rebuild edits x by hand (as a user at another terminal).
+    sb.write('slow.do', 'echo "edited by hand" >x\necho slow2\n')
+    r = no_traceback(sb.ifchange('x', timeout=HANG))
+    assert r.returncode == 0, r.stderr
+    assert sb.read('x') == 'edited by hand\n'
+    assert 'modified outside redo' in r.stderr
+
+
+def test_spec3_file_made_while_its_do_runs_is_kept(sb):
+    # Made during the .do's run (here by a dependency's .do): redo cannot
+    # tell it from the .do writing $1 itself; an error, and the file stays.
+    sb.write('dep.do', 'echo "made by hand" >x\necho dep\n')
+    sb.write('x.do', 'redo-ifchange dep\necho generated\n')
+    r = no_traceback(sb.ifchange('x', timeout=HANG))
+    assert r.returncode == 1
+    assert sb.read('x') == 'made by hand\n'
+    assert 'wrote to $1 itself' in r.stderr
+
+
+def test_spec3_hand_edit_while_building_stop_if_modified(sb):
+    sb.write('slow.do', 'echo slow\n')
+    sb.write('x.do', 'redo-ifchange slow\necho generated\n')
+    sb.ifchange('x', check=True)
+    sb.write('slow.do', 'echo "edited by hand" >x\necho slow2\n')
+    r = no_traceback(sb.ifchange('x', env={'REDO_STOP_IF_MODIFIED': '1'}, timeout=HANG))
+    assert r.returncode == 1
+    assert sb.read('x') == 'edited by hand\n'
+
+
+# ---------------------------------------------------------------------------
+# §5 errors around the client: a full run directory, a wrong REDO_JOB
+# ---------------------------------------------------------------------------
+
+def test_spec5_full_run_directory_is_a_clear_message(sb, tmp_path):
+    from helpers import mount, umount
+    run = tmp_path / 'runfs'
+    run.mkdir()
+    mount('-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', str(run), what='a tmpfs')
+    try:
+        sb.write('x.do', 'echo x\n')
+        sb.write('all.do', 'head -c 2000000 /dev/zero >"$TMPDIR/fill" 2>/dev/null || :\n'
+                           'redo-ifchange x || echo "status $?" >status\n'
+                           'rm -f "$TMPDIR/fill"\n')
+        r = no_traceback(sb.redo('all', env={'TMPDIR': str(run)}, timeout=HANG))
+        assert r.returncode == 0, r.stderr
+        assert sb.read('status') == 'status 2\n'
+        assert 'cannot write the request' in r.stderr
+        assert 'printf' not in r.stderr
+    finally:
+        umount(run)
+
+
+def test_spec5_wrong_redo_job_is_no_hang(sb):
+    sb.write('x.do', 'echo x\n')
+    sb.write('all.do', 'REDO_JOB=999 redo-ifchange x || echo "status $?" >status\n')
+    r = no_traceback(sb.redo('all', timeout=HANG))
+    assert r.returncode == 0, r.stderr
+    assert sb.read('status') == 'status 2\n'
+    assert 'not called from a .do' in r.stderr
