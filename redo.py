@@ -2002,6 +2002,7 @@ class Job:
         self.err_buf = b''
         self.log_fd = None
         self.in_place = False     # it made $1 a directory itself
+        self.out_bytes = UNKNOWN  # see out_size
         self.fifo = os.path.join(run.dir, '%d.r' % jobid)
         self.fifo_fd = None
         self.gate_w = None        # the wrapper's stdin until go()
@@ -2070,7 +2071,8 @@ class Job:
         unlink_quiet(self.tmp3)           # what a killed run left
         unlink_quiet(self.out)
         unlink_quiet(self.log_tmp)
-        make_dirs(os.path.dirname(self.out))   # a .do may have removed it
+        if lstat_or_none(os.path.dirname(self.out)) is None:
+            make_dirs(os.path.dirname(self.out))   # a .do removed it
         self.before = fingerprint(lstat_or_none(n.path))
         self.started = time.time()
         os.write(self.gate_w, b'go\n')
@@ -2110,9 +2112,12 @@ class Job:
         return more
 
     def out_size(self):
-        """How much the .do wrote to stdout (None: the file is gone)."""
-        st = lstat_or_none(self.out)
-        return None if st is None else st.st_size
+        """How much the .do wrote to stdout (None: the file is gone), once
+        it has ended."""
+        if self.out_bytes is UNKNOWN:
+            st = lstat_or_none(self.out)
+            self.out_bytes = None if st is None else st.st_size
+        return self.out_bytes
 
     def keep_log(self, chunk):
         if self.log_fd is None:
@@ -3370,9 +3375,12 @@ class Run(Graph):
         if status != 0:
             return ('%s exited with status %d' % (do_name, status) if status > 0 else
                     '%s was killed by signal %d' % (do_name, -status))
-        st = lstat_or_none(n.path)
-        if fingerprint(st) != job.before:     # a symlink's pointee may change
-            if st is None or not _is_dir(st) or not (job.before == ABSENT or _fp_is_dir(job.before)):
+        n.mode = UNKNOWN                      # what is there now (for commit too)
+        n.fp = None
+        mode, fp = self.stat(n)
+        if fp.partition('@')[0].partition('>')[0] != job.before:   # a symlink's pointee may change
+            if mode is None or mode & 0o170000 != 0o040000 \
+                    or not (job.before == ABSENT or _fp_is_dir(job.before)):
                 return '%s wrote to $1 itself; it should write to $3 or to stdout' % do_name
             job.in_place = True               # mkdir "$1": accepted
         has_out = bool(job.out_size())
@@ -3445,9 +3453,7 @@ class Run(Graph):
     def edited_meanwhile(self, n, old):
         """Whether the target file was changed by hand since it was checked
         (while its dependencies were built, or its .do ran): then the new
-        output must not replace it (SPEC §3)."""
-        n.mode = UNKNOWN
-        n.fp = None
+        output must not replace it (SPEC §3).  n's lstat is problem()'s."""
         mode, fp = self.stat(n)
         if old is None:
             return mode is not None       # made by hand since it was checked
