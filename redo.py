@@ -2234,6 +2234,7 @@ class Job:
 
 SLOT = 'slot'
 RESUME = 'resume'
+START = ('start', ())     # run the tasks made ready, then this one again
 
 
 class Task:
@@ -3046,7 +3047,10 @@ class Run(Graph):
                     return '%s changed' % quote(self.rel(dn.path))
             if not dn.done:
                 self.adopt(n, dn)
-                if type((yield [dn])) is list:
+                if not dn.started:        # mostly up to date: let it finish
+                    self.start_node(dn, n.call)
+                    yield START
+                if not dn.done and type((yield [dn])) is list:
                     return 'its dependencies form a cycle'
             if not dn.ok:
                 return '%s failed' % quote(self.rel(dn.path))
@@ -3347,7 +3351,7 @@ class Run(Graph):
             # it has asked for one), then a new .do starts.
             self.release(task)
             self.hand_out_slots()
-            yield ('start', ())
+            yield START
         del self.jobs_by_id[job.id]
         del self.live[job.id]
         return self.commit(n, job, status, problem)
@@ -3740,7 +3744,7 @@ class Run(Graph):
         # Let them run, and keep the slot if that was enough (sources,
         # targets up to date): a .do that asks for files does not let
         # another start.
-        yield ('start', ())
+        yield START
         if all(n.done for n in nodes):
             return all(n.ok for n in nodes)
         got = yield from self.t_wait_released(task, job, nodes)
