@@ -2833,7 +2833,10 @@ class Run(Graph):
         wanted = self.wanted if self.calls_stopped else None
         for t, granted in self.slots.hand_out(wanted):
             if granted:
-                (t.owner or t).has_slot = True
+                holder = t.owner or t
+                if holder.has_slot:       # two requests resumed one .do
+                    self.slots.give_back()
+                holder.has_slot = True
             self.ready.append((t, granted))
             woke = True
         self.watch_tokens()
