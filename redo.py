@@ -1912,7 +1912,8 @@ WRAP_EXEC = WRAP_GATE + 'exec "$@"'
 # again while its call waits).  What a separate program would do instead
 # (--help, --version, --install; a redo the .do cut off from the run by
 # unsetting REDO_RUN, which is then a new top-level redo) runs the programs
-# found on PATH.  Left out under -x and -v, whose traces would show them.
+# found on PATH.  Left out under -x and -v, whose traces would show them,
+# and under ksh, whose functions do not export `V=1 redo x`'s V.
 CLIENT_FUNCTIONS = r"""
 __redo_call() {
   __redo_c=$1; shift
@@ -1938,7 +1939,7 @@ __redo_call() {
   case $__redo_x in [0-9]|[0-9][0-9]|[0-9][0-9][0-9]) return "$__redo_x" ;; esac
   echo "redo-$__redo_c: lost contact with the running redo" >&2; return 2
 }
-alias redo='__redo_call redo' redo-ifchange='__redo_call ifchange' redo-ifcreate='__redo_call ifcreate' redo-always='__redo_call always' redo-stamp='__redo_call stamp' redo-recheck='__redo_call recheck'
+[ -n "${KSH_VERSION-}" ] || alias redo='__redo_call redo' redo-ifchange='__redo_call ifchange' redo-ifcreate='__redo_call ifcreate' redo-always='__redo_call always' redo-stamp='__redo_call stamp' redo-recheck='__redo_call recheck'
 """
 
 TMP3_PREFIX = '.redo3.'   # $3 is dir/.redo3.NAME, beside the target

@@ -520,3 +520,42 @@ def test_spec2_recheck_with_no_arguments_forgets_everything(sb):
 
 def test_spec2_recheck_help(sb):
     assert 'redo-recheck' in sb.run('redo-recheck', '--help', check=True).stdout
+
+
+# ---------------------------------------------------------------------------
+# §1 the rules above hold whichever shell is /bin/sh
+# ---------------------------------------------------------------------------
+
+def bin_sh_as(sb, shell, *args):
+    """Runs redo with args in a mount namespace where /bin/sh is shell;
+    skips where that cannot be done here."""
+    exe = shutil.which(shell)
+    if exe is None:
+        pytest.skip('no %s here' % shell)
+    if shell == 'busybox':
+        wrapper = sb.path.parent / 'busybox-sh'
+        wrapper.write_text('#!%s sh\nexec %s sh "$@"\n' % (exe, exe))
+        os.chmod(wrapper, 0o755)
+        exe = str(wrapper)
+    if shutil.which('unshare') is None:
+        pytest.skip('no unshare')
+    probe = subprocess.run(['unshare', '-m', 'sh', '-c', 'mount --bind "$0" /bin/sh', exe],
+                           capture_output=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip('cannot bind-mount /bin/sh here')
+    return sb.run('unshare', '-m', 'sh', '-c', 'mount --bind "$0" /bin/sh && exec redo "$@"',
+                  exe, *args, timeout=120)
+
+
+@pytest.mark.parametrize('shell', ['dash', 'bash', 'ksh', 'busybox'])
+def test_spec1_family_rules_under_each_bin_sh(sb, shell):
+    sb.write('x.do', 'printf "%s" "${V-unset}"\necho xerr >&2\n')
+    sb.write('f.do', 'false\n')
+    sb.write('y.do', 'echo y >>yruns\n')
+    sb.write('all.do', 'V="a b\'c\n\\$d" redo-ifchange x 2>e\ncp x x1\n'
+                       'redo -k f y || :\nredo y\nredo-ifchange --shuffle x\n')
+    r = no_traceback(bin_sh_as(sb, shell, 'all'))
+    assert r.returncode == 0, r.stderr
+    assert sb.read('x1') == "a b'c\n$d"
+    assert 'xerr' in sb.read('e') and 'xerr' not in r.stderr
+    assert sb.log('yruns') == ['y', 'y']
