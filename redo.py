@@ -1918,7 +1918,7 @@ CLIENT_FUNCTIONS = r"""
 __redo_call() {
   __redo_c=$1; shift
   __redo_x=
-  [ -n "${REDO_RUN-}" ] && [ -n "${REDO_JOB-}" ] && [ -p "$REDO_RUN/req" ] || __redo_x=1
+  [ -n "${REDO_JOB-}" ] && [ -p "${REDO_RUN-}/req" ] || __redo_x=1
   for __redo_a; do case $__redo_a in -h|--help|-V|--version|--install|--install=*|-[!-]*[hV]*) __redo_x=1 ;; esac; done
   if [ -n "$__redo_x" ]; then if [ "$__redo_c" = redo ]; then command redo "$@"; else command "redo-$__redo_c" "$@"; fi; return; fi
   case $- in *C*) __redo_C=1 ;; *) __redo_C=; set -C ;; esac
@@ -2447,6 +2447,7 @@ class Run(Graph):
         self.orphans = 0          # calls of .do files that have ended, served
         self.ancestor_target = UNKNOWN   # see parent_target
         self.env_cache = {}       # `export -p` of a call -> its environment
+        self.env_opts = {}        # id(environment) -> (it, its Options)
         self.top_call = None
         self.signal = 0
         self.kill_at = 0.0
@@ -3783,10 +3784,15 @@ class Run(Graph):
         that environment, its stderr."""
         parent = job.node.call
         env = self.call_env(job, env_text)
-        opts = Options(env).apply(v)
         if v:
+            opts = Options(env).apply(v)
             env = dict(env)
             opts.export(env)
+        else:                     # the usual call: options as its environment's
+            opts = self.env_opts.get(id(env))
+            if opts is None or opts[0] is not env:
+                opts = self.env_opts[id(env)] = (env, Options(env))
+            opts = opts[1]
         limit = opts.cli_jobs if ('j' in v or 'jobs' in v) else parent.inherit
         return Call(opts, env, self.call_term(job, pid, env), limit, limit)
 
