@@ -2446,6 +2446,7 @@ class Run(Graph):
         self.calls_stopped = 0    # calls stopped by a failure, still waiting
         self.orphans = 0          # calls of .do files that have ended, served
         self.ancestor_target = UNKNOWN   # see parent_target
+        self.was_running = []     # the targets an interruption stopped
         self.env_cache = {}       # `export -p` of a call -> its environment
         self.env_opts = {}        # id(environment) -> (it, its Options)
         self.top_call = None
@@ -2627,6 +2628,14 @@ class Run(Graph):
         if self.unsynced:
             fsync_all(self.unsynced)
         if self.signal:
+            name = {signal.SIGINT: 'SIGINT', signal.SIGTERM: 'SIGTERM',
+                    signal.SIGHUP: 'SIGHUP'}.get(self.signal, 'signal %d' % self.signal)
+            running = self.was_running
+            self.term.error('interrupted by %s%s' % (name, '; stopped %s, left as before'
+                                                     % ', '.join(quote(p) for p in running[:10])
+                                                     + (' and %d more' % (len(running) - 10)
+                                                        if len(running) > 10 else '')
+                                                     if running else ''))
             return EXIT_SIGNAL + self.signal
         return EXIT_OK if self.top_ok else EXIT_FAILED
 
@@ -2929,6 +2938,7 @@ class Run(Graph):
         import time
         self.signal = signum
         self.stopping = True
+        self.was_running = sorted(self.rel(j.node.path) for j in self.jobs.values())
         self.hand_out_slots()
         self.signal_jobs(signum)
         self.kill_at = time.time() + 1.5

@@ -506,3 +506,13 @@ def test_run_directory_of_a_killed_run_is_removed_by_the_next(sb):
     assert kept.exists()
     assert sb.read('x') == 'x\n'
     assert not (sb.path / '.redo' / 'out' / 'x').exists()
+
+
+def test_interruption_is_said_with_what_was_running(sb, procs):
+    # SPEC §5: Ctrl-C says the build was interrupted, and what was running.
+    sb.write('t.do', 'echo $$ >t.pid\nsleep 30\n')
+    p = procs(sb, 'redo', 't')
+    read_pids(sb, ['t.pid'], p)
+    p.signal(signal.SIGINT)
+    assert p.wait(EXIT_TIMEOUT) == 130
+    assert 'interrupted by SIGINT; stopped t, left as before' in p.stderr, p.stderr
