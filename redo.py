@@ -32,7 +32,8 @@ if [ -n "$r" ]; then
   fi || { echo "redo-$c: cannot write the request in $r (file system full?)" >&2; exit 2; }
   set -C
   if [ -p "$r/$j.r" ] && { true >"$r/$j.c"; } 2>/dev/null; then k=J f=$r/$j.r; else k=P f=$r/$$.r; mkfifo "$f" || exit 2; fi
-  printf '%s %s %s %s\n' "$c" "$j" $$ $k 1<>"$r/req" || exit 2
+  e=2; [ -z "${KSH_VERSION-}" ] || { exec 8>&2; e=8; }   # ksh restores 2 late
+  printf '%s %s %s %s %s\n' "$c" "$j" $$ $k $e 1<>"$r/req" || exit 2
   x=
   kill -0 "$REDO_PID" 2>/dev/null && read -r x <"$f"
   printf 'done %s %s %s\n' "$j" $$ $k 1<>"$r/req" 2>/dev/null
@@ -213,6 +214,7 @@ ENV_VERBOSE = 'REDO_VERBOSE'      # 1: -v for every target (as -vv)
 ENV_NO_COLOR = 'NO_COLOR'
 ENV_MAKEFLAGS = 'MAKEFLAGS'
 ENV_SHUFFLE = 'REDO_SHUFFLE'      # 1: --shuffle
+ENV_OUTPUT = 'REDO_OUTPUT'        # lines, group or plain: as --output
 ENV_PYTHON = 'REDO_PYTHON'        # the interpreter the sh launcher starts
 
 # What redo passes to the .do scripts it runs (see the README).
@@ -292,6 +294,7 @@ class Term:
         self.lost = False                # writing to stderr failed
         self.fd = fd                     # 2, or the stderr of a nested call
         self.fallback = fallback         # where it writes once closed
+        self.source = None               # the target the last line was about
 
     def close(self):
         """A nested call's stderr: closed when the call ends; what comes
@@ -324,7 +327,8 @@ class Term:
             self.lost = True
             self.progress = False
 
-    def line(self, text):
+    def line(self, text, source=None):
+        self.source = source
         self.write((text + '\n').encode(errors='surrogateescape'))
 
     def error(self, text):
@@ -2004,6 +2008,7 @@ class Job:
         self.log_fd = None
         self.in_place = False     # it made $1 a directory itself
         self.out_bytes = UNKNOWN  # see out_size
+        self.grouped = []         # its stderr, with output mode 'group'
         self.fifo = os.path.join(run.dir, '%d.r' % jobid)
         self.fifo_fd = None
         self.gate_w = None        # the wrapper's stdin until go()
@@ -2109,8 +2114,26 @@ class Job:
         if cut:
             chunk, self.err_buf = self.err_buf[:cut], self.err_buf[cut:]
             self.keep_log(chunk)
-            self.term.write(chunk)
+            self.show(chunk)
+        if final and self.grouped:
+            self.term.write(b''.join(self.grouped))
+            self.grouped = []
         return more
+
+    def show(self, chunk):
+        """Passes stderr lines on as the run's output mode says: as they
+        are, each after a label naming the target, or kept to be shown in
+        one piece when the .do ends (-O)."""
+        mode = self.run.output
+        if mode == 'group':
+            self.grouped.append(chunk)
+            return
+        if mode == 'lines' and self.term.source != self.node.path:
+            # A label where the lines change hands: unlabelled lines are
+            # those of the target named last above them.
+            chunk = os.fsencode(quote(self.run.rel(self.node.path))) + b': ' + chunk
+            self.term.source = self.node.path
+        self.term.write(chunk)
 
     def out_size(self):
         """How much the .do wrote to stdout (None: the file is gone), once
@@ -2372,6 +2395,7 @@ class Options:
         self.sync = not _flag(env, ENV_NO_SYNC)
         self.stop_if_modified = _flag(env, ENV_STOP_IF_MODIFIED)
         self.shuffle = _flag(env, ENV_SHUFFLE)
+        self.output = env.get(ENV_OUTPUT, '')
         self.progress = True
 
     def apply(self, v):
@@ -2390,6 +2414,12 @@ class Options:
         self.debug |= bool(v.get('d') or v.get('debug') or v.get('explain'))
         self.silent |= bool(v.get('s') or v.get('silent'))
         self.shuffle |= bool(v.get('shuffle'))
+        if v.get('O'):
+            self.output = 'group'
+        if 'output' in v:
+            self.output = v['output']
+        if self.output not in ('', 'lines', 'group', 'plain'):
+            raise Error('redo: --output %s: must be lines, group or plain' % self.output, EXIT_USAGE)
         return self
 
     def export(self, env):
@@ -2470,6 +2500,7 @@ class Run(Graph):
         self.poller = None
         self.sequential = False   # -j1: one thing at a time, in order
         self.top_ok = False
+        self.output = 'plain'     # how .do files' stderr is shown (Job.show)
         try:
             st = os.fstat(2)
             self.err_id = (st.st_dev, st.st_ino)
@@ -2543,6 +2574,7 @@ class Run(Graph):
             env[ENV_MAKEFLAGS] = server.makeflags(env.get(ENV_MAKEFLAGS, ''), o.jobs)
             self.sequential = o.jobs == 1
             self.ahead_ok = o.jobs < (os.cpu_count() or 1)
+        self.output = self.opts.output or ('plain' if self.sequential else 'lines')
         self.slots = Slots(server)
         self.job_env = env
 
@@ -3376,7 +3408,7 @@ class Run(Graph):
             return
         t = n.call.term
         t.line('%s %s%s' % (t.paint(t.GREEN, 'redo'), '  ' * n.depth + ' ',
-                                    t.paint(t.BOLD, self.rel(n.path))))
+                            t.paint(t.BOLD, self.rel(n.path))), n.path)
 
     def chain_text(self, n):
         chain = []
@@ -3546,13 +3578,17 @@ class Run(Graph):
         self.req_buf = lines.pop()
         for line in lines:
             parts = line.decode('ascii', 'replace').split(' ')
-            if len(parts) != 4:
+            if len(parts) == 5 and parts[4] in ('2', '8'):
+                errfd = parts.pop()       # where the client's stderr is
+            elif len(parts) == 4:
+                errfd = '2'
+            else:
                 continue
             cmd, jobid, pid, kind = parts
             if cmd == 'done':
                 self.on_done(jobid, pid, kind)
             else:
-                self.on_request(cmd, jobid, pid, kind)
+                self.on_request(cmd, jobid, pid, kind, errfd)
 
     def on_done(self, jobid, pid, kind):
         if kind == 'J':
@@ -3567,7 +3603,7 @@ class Run(Graph):
         # same .do (the same $$) can take its name (see CLIENT_FUNCTIONS).
         unlink_quiet(os.path.join(self.dir, '%s.q' % pid))
 
-    def on_request(self, cmd, jobid, rid, kind):
+    def on_request(self, cmd, jobid, rid, kind, errfd='2'):
         job = self.jobs_by_id.get(int(jobid)) if jobid.isdigit() else None
         if kind == 'J':
             fd = job.fifo_fd if job is not None else None
@@ -3598,7 +3634,8 @@ class Run(Graph):
             task.gen = self.t_serve_orphan(task, cmd, cwd, env_text, args, fd)
         else:
             task = Task(None, job.node, owner=job.task)
-            task.gen = self.t_serve(task, job, cmd, cwd, env_text, args, fd, rid.partition('.')[0])
+            task.gen = self.t_serve(task, job, cmd, cwd, env_text, args, fd,
+                                    '%s/fd/%s' % (rid.partition('.')[0], errfd))
         self.ready.append((task, None))
         self.pump()
 
@@ -3618,13 +3655,13 @@ class Run(Graph):
         except OSError:
             pass
 
-    def t_serve(self, task, job, cmd, cwd, env_text, args, fd, pid):
+    def t_serve(self, task, job, cmd, cwd, env_text, args, fd, err):
         """Answers one request of job's .do."""
         status = EXIT_OK
         job.calls += 1
         try:
             if cmd in ('ifchange', 'redo'):
-                status = yield from self.t_serve_build(task, job, cmd, cwd, env_text, args, pid)
+                status = yield from self.t_serve_build(task, job, cmd, cwd, env_text, args, err)
             elif cmd == 'ifcreate':
                 status = self.serve_ifcreate(job, cwd, args)
             elif cmd == 'always':
@@ -3681,12 +3718,12 @@ class Run(Graph):
             self.orphans -= 1
         self.reply(fd, status)
 
-    def t_serve_build(self, task, job, cmd, cwd, env_text, args, pid):
+    def t_serve_build(self, task, job, cmd, cwd, env_text, args, err):
         targets, v = parse_options(cmd, args, None, BUILD_FLAGS)
         if 'install' in v:
             raise Done()
         parent = job.node
-        call = self.nested_call(job, env_text, v, pid)
+        call = self.nested_call(job, env_text, v, err)
         task.call = call
         nodes = []
         seen = set()
@@ -3788,7 +3825,7 @@ class Run(Graph):
                 self.release(job.task)    # it is waiting again, or gone
         return got
 
-    def nested_call(self, job, env_text, v, pid):
+    def nested_call(self, job, env_text, v, err):
         """The Call of a request of job's .do: its environment (as `export
         -p` printed it in the .do), the options it was given over those of
         that environment, its stderr."""
@@ -3804,7 +3841,7 @@ class Run(Graph):
                 opts = self.env_opts[id(env)] = (env, Options(env))
             opts = opts[1]
         limit = opts.cli_jobs if ('j' in v or 'jobs' in v) else parent.inherit
-        return Call(opts, env, self.call_term(job, pid, env), limit, limit)
+        return Call(opts, env, self.call_term(job, err, env), limit, limit)
 
     def call_env(self, job, text):
         """The environment a request sent, parsed once per distinct text
@@ -3830,20 +3867,20 @@ class Run(Graph):
             self.env_cache[text] = env
         return env
 
-    def call_term(self, job, pid, env):
+    def call_term(self, job, err, env):
         """Where a request's messages and the stderr of what it builds go:
         the stderr the caller had at the call (`redo x 2>err`), found
-        through /proc; that of the calling job where it is the same or
-        cannot be known."""
+        through /proc (err is PID/fd/N); that of the calling job where it
+        is the same or cannot be known."""
         parent = job.term
         try:
-            st = os.stat('/proc/%s/fd/2' % pid)
+            st = os.stat('/proc/' + err)
         except (OSError, ValueError):
             return parent
         if (st.st_dev, st.st_ino) in (job.err_id, self.err_id):
             return parent
         try:
-            fd = os.open('/proc/%s/fd/2' % pid, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
+            fd = os.open('/proc/' + err, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
         except OSError:
             return parent
         return Term(env, False, fd, parent)
@@ -4052,6 +4089,9 @@ BUILD_OPTIONS = """Options:
   -d, --debug       explain why each target is or is not out of date
   -s, --silent      do not print a line for each target built
   --shuffle         build the targets of each call in a random order
+  --output MODE     the .do files' stderr: lines (each line after its
+                    target's name; the default in parallel), group (-O: all
+                    of a target's at once, when it ends), plain (as is; -j1)
   --no-progress     no progress line on the terminal
   --install DIR     put redo.py and a symlink per command in DIR, and exit
                     (with --copy: copies instead of symlinks)
@@ -4125,7 +4165,7 @@ class Done(Exception):
 BUILD_FLAGS = {'j': True, 'jobs': True, 'k': False, 'keep-going': False,
                'x': False, 'v': False, 'd': False, 'debug': False,
                'explain': False, 's': False, 'silent': False, 'no-progress': False,
-               'shuffle': False, 'install': True, 'copy': False}
+               'shuffle': False, 'O': False, 'output': True, 'install': True, 'copy': False}
 
 
 def build_options(cmd, args, env):

@@ -783,7 +783,7 @@ def test_xx_traces_every_do(sb):
 def test_v_shows_top_level_do_lines(sb):
     trace_tree(sb)
     p = sb.redo('-v', 'all', check=True)
-    lines = p.stderr.split('\n')
+    lines = [l.partition('all: ')[2] or l for l in p.stderr.split('\n')]   # labelled (§6)
     assert 'echo TOPMARK' in lines
     assert 'echo DEPMARK' not in lines
     assert sb.read('all') == 'TOPMARK\n'
@@ -792,7 +792,7 @@ def test_v_shows_top_level_do_lines(sb):
 def test_vv_shows_every_do(sb):
     trace_tree(sb)
     p = sb.redo('-vv', 'all', check=True)
-    lines = p.stderr.split('\n')
+    lines = [l.partition('all: ')[2] or l for l in p.stderr.split('\n')]   # labelled (§6)
     assert 'echo TOPMARK' in lines and 'echo DEPMARK' in lines
 
 

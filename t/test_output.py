@@ -628,3 +628,77 @@ def test_redo_stamp_with_stdin_closed_is_an_error(sb):
     p = sb.run('sh', '-c', 'redo-stamp <&-')
     assert p.returncode == 2
     assert short_error(p) == ['redo: standard input is closed']
+
+
+# ---------------------------------------------------------------------------
+# §6 parallel output: every line can be told apart by target
+# ---------------------------------------------------------------------------
+
+TWO_TALKERS = ('a', 'b')
+
+
+def two_talkers(sb):
+    # a and b write lines in turn, each waiting for the other's line.
+    sb.write('default.do', 'for i in 1 2 3; do\n'
+                           '  echo "$1 line $i" >&2\n'
+                           '  touch "$1.$i"\n'
+                           '  other=a; [ "$1" = a ] && other=b\n'
+                           '  n=0; while [ ! -e "$other.$i" ] && [ $n -lt 200 ]; do sleep 0.01; n=$((n+1)); done\n'
+                           'done\n')
+    sb.write('all.do', 'redo-ifchange a b\n')
+
+
+def owners(stderr):
+    """(line, the target it is told to be from) for each .do line: a label
+    `name: ` where lines change hands, or a `redo  name` line above."""
+    owner, out = None, []
+    for l in stderr.splitlines():
+        if l.startswith('redo '):
+            owner = l.split()[-1]
+            continue
+        name, sep, rest = l.partition(': ')
+        if sep and name in TWO_TALKERS:
+            owner, l = name, rest
+        out.append((l, owner))
+    return out
+
+
+def test_spec6_parallel_lines_are_labelled_by_target(sb):
+    two_talkers(sb)
+    r = sb.redo('-j2', 'all', check=True)
+    lines = [(l, o) for l, o in owners(r.stderr) if ' line ' in l]
+    assert len(lines) == 6
+    for l, o in lines:
+        assert l.startswith(o + ' line '), (l, o, r.stderr)
+    assert ': a line' not in sb.run('redo-log', 'a', check=True).stdout
+
+
+def test_spec6_sequential_lines_are_plain(sb):
+    sb.write('x.do', 'echo "x says" >&2\n')
+    r = sb.redo('-j1', 'x', check=True)
+    assert 'x says' in r.stderr.splitlines()
+
+
+@pytest.mark.parametrize('how', [['-O'], ['--output', 'group'], ['--output=group'],
+                                 {'REDO_OUTPUT': 'group'}])
+def test_spec6_grouped_output_keeps_each_target_together(sb, how):
+    two_talkers(sb)
+    args = how if isinstance(how, list) else []
+    env = how if isinstance(how, dict) else None
+    r = sb.redo('-j2', *args, 'all', env=env, check=True)
+    lines = [l for l in r.stderr.splitlines() if ' line ' in l]
+    assert len(lines) == 6
+    owners = [l.split()[0] for l in lines]
+    assert owners in (['a'] * 3 + ['b'] * 3, ['b'] * 3 + ['a'] * 3), lines
+
+
+def test_spec6_plain_output_on_request(sb):
+    sb.write('x.do', 'echo "x says" >&2\n')
+    r = sb.redo('-j2', '--output', 'plain', 'x', check=True)
+    assert 'x says' in r.stderr.splitlines()
+
+
+def test_spec6_bad_output_mode_is_a_usage_error(sb):
+    r = sb.redo('--output', 'loud', 'x')
+    assert r.returncode == 2
+    assert 'must be lines, group or plain' in r.stderr
