@@ -1028,7 +1028,7 @@ def _finite(text):
 class Record:
     __slots__ = ('target', 'result', 'build', 'output', 'previous', 'stamp',
                  'always', 'do', 'run', 'exit', 'started', 'seconds', 'slot',
-                 'deps', 'changed')
+                 'ran', 'deps', 'changed')
 
     def __init__(self, target):
         self.target = target
@@ -1044,6 +1044,7 @@ class Record:
         self.started = 0.0
         self.seconds = 0.0
         self.slot = 0
+        self.ran = ''             # when it held a slot: `start+seconds@slot ...`
         self.deps = []
         self.changed = False      # refreshed fingerprints not yet written
 
@@ -1051,7 +1052,7 @@ class Record:
         """The record as plain values, for the summary cache (§9)."""
         return (self.target, self.result, self.build, self.output, self.previous,
                 self.stamp, self.always, self.do, self.run, self.exit,
-                self.started, self.seconds, self.slot,
+                self.started, self.seconds, self.slot, self.ran,
                 tuple((d.kind, d.name, d.fp, d.ident) for d in self.deps))
 
     @classmethod
@@ -1059,7 +1060,7 @@ class Record:
         self = cls.__new__(cls)           # every field is set here
         (self.target, self.result, self.build, output, self.previous,
          self.stamp, self.always, self.do, self.run, self.exit, self.started,
-         self.seconds, self.slot, deps) = t
+         self.seconds, self.slot, self.ran, deps) = t
         self.output = tuple(output) if output else None
         self.deps = [Dep(*d) for d in deps]
         self.changed = False
@@ -1097,6 +1098,8 @@ class Record:
         head += [('Do', self.do), ('Run', self.run), ('Exit', str(self.exit)),
                  ('Started', '%.6f' % self.started),
                  ('Seconds', '%.6f' % self.seconds), ('Slot', str(self.slot))]
+        if self.ran:
+            head.append(('Ran', self.ran))
         yield head
         for d in self.deps:
             if d.kind == 'Dep':
@@ -1168,6 +1171,7 @@ class Record:
         self.started = _finite(head.get('Started', 0))
         self.seconds = _finite(head.get('Seconds', 0))
         self.slot = int(head.get('Slot', 0))
+        self.ran = head.get('Ran', '')
         return self
 
 
@@ -1175,7 +1179,7 @@ GARBLED = 'garbled'
 
 
 SUMMARY_CHUNK = 1000      # entries per marshal object in a summary
-SUMMARY_MAGIC = b'redo.py summary 2\n'   # and Record.to_tuple's layout
+SUMMARY_MAGIC = b'redo.py summary 3\n'   # and Record.to_tuple's layout
 
 
 def summary_chunks(d):
@@ -2007,6 +2011,11 @@ class Job:
         self.err_buf = b''
         self.log_fd = None
         self.in_place = False     # it made $1 a directory itself
+        self.slot = 0             # the number of the slot it holds now
+        self.first_slot = 0
+        self.slot_started = False
+        self.seg_start = 0.0
+        self.ran = []             # (start, end, slot) while it held one
         self.out_bytes = UNKNOWN  # see out_size
         self.grouped = []         # its stderr, with output mode 'group'
         self.fifo = os.path.join(run.dir, '%d.r' % jobid)
@@ -3371,11 +3380,8 @@ class Run(Graph):
         if job is None:
             job = self.new_job(n, do, True)
         job.task = task
-        if self.slot_ids:
-            job.slot = heapq.heappop(self.slot_ids)
-        else:
-            self.slot_count += 1
-            job.slot = self.slot_count
+        self.begin_segment(job)
+        job.first_slot = job.slot
         job.add_dep(Dep('Dep', rel_path(do.path, os.path.dirname(n.path)), dn.fp or ABSENT, ident))
         self.jobs[job.pid] = job
         self.jobs_by_id[job.id] = job
@@ -3386,7 +3392,7 @@ class Run(Graph):
         status = yield job
         while job.calls:          # it left requests running: they end first
             yield ('calls', job)
-        heapq.heappush(self.slot_ids, job.slot)
+        self.end_segment(job)
         if job.err_fd in self.fd_handlers:
             self.unwatch(job.err_fd)
         job.close()
@@ -3565,7 +3571,9 @@ class Run(Graph):
         rec.exit = status
         rec.started = job.started
         rec.seconds = seconds
-        rec.slot = job.slot
+        rec.slot = job.first_slot
+        rec.ran = ' '.join('%.6f+%.6f@%d' % (a - job.started, b - a, slot)
+                           for a, b, slot in job.ran)
 
     # -- serving the clients ----------------------------------------------------
 
@@ -3804,6 +3812,28 @@ class Run(Graph):
             return self.say_cycle(call, got)
         return got
 
+    def begin_segment(self, job):
+        """job's .do holds a slot from now: the lowest free slot number
+        (the rows of the trace, redo-log --trace)."""
+        import heapq
+        import time
+        if self.slot_ids:
+            job.slot = heapq.heappop(self.slot_ids)
+        else:
+            self.slot_count += 1
+            job.slot = self.slot_count
+        job.seg_start = time.time() if job.ran or job.slot_started else job.started
+        job.slot_started = True
+
+    def end_segment(self, job):
+        """job's .do gives its slot back (waits, or ended)."""
+        import heapq
+        import time
+        if job.slot:
+            job.ran.append((job.seg_start, job.ended or time.time(), job.slot))
+            heapq.heappush(self.slot_ids, job.slot)
+            job.slot = 0
+
     def say_cycle(self, call, cycle):
         call.term.error('dependency cycle: %s' % ' -> '.join(quote(self.rel(x.path)) for x in cycle))
         return False
@@ -3814,6 +3844,8 @@ class Run(Graph):
         if job is None:
             return (yield nodes)
         job.waiting += 1
+        if job.task.has_slot:
+            self.end_segment(job)
         self.release(job.task)
         try:
             got = yield nodes
@@ -3823,6 +3855,8 @@ class Run(Graph):
             yield RESUME
             if job.waiting or job.status is not None:
                 self.release(job.task)    # it is waiting again, or gone
+            else:
+                self.begin_segment(job)
         return got
 
     def nested_call(self, job, env_text, v, err):
@@ -4540,11 +4574,25 @@ def write_trace(g, dest):
     for p, rec in recs:
         if rec.run != last:
             continue
-        events.append({'name': g.rel(p), 'cat': 'target', 'ph': 'X', 'pid': 1,
-                       'tid': rec.slot, 'ts': round((rec.started - t0) * 1e6),
-                       'dur': round(rec.seconds * 1e6),
-                       'args': {'exit' if rec.exit >= 0 else 'signal': abs(rec.exit),
-                                'result': rec.result, 'do': rec.do}})
+        args = {'exit' if rec.exit >= 0 else 'signal': abs(rec.exit),
+                'result': rec.result, 'do': rec.do}
+        ran = []
+        for part in rec.ran.split():
+            try:
+                times, _, slot = part.partition('@')
+                a, _, d = times.partition('+')
+                ran.append((float(a), float(d), int(slot)))
+            except ValueError:
+                ran = []
+                break
+        if not ran:
+            ran = [(0.0, rec.seconds, rec.slot)]
+        elif len(ran) > 1:
+            args['waited'] = round(rec.seconds - sum(d for a, d, slot in ran), 6)
+        for a, d, slot in ran:    # its time in a slot: waiting is not work
+            events.append({'name': g.rel(p), 'cat': 'target', 'ph': 'X', 'pid': 1,
+                           'tid': slot, 'ts': round((rec.started + a - t0) * 1e6),
+                           'dur': round(d * 1e6), 'args': args})
     data = json.dumps({'traceEvents': events, 'displayTimeUnit': 'ms'}, indent=1)
     if dest == '-':
         out = std_stream('stdout')

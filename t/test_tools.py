@@ -1040,9 +1040,13 @@ def test_trace_parallel_targets_on_different_rows(sb):
         assert 400000 <= e['dur'] < 10000000, e
     assert overlap(a, b), (a, b)
     assert a['tid'] != b['tid']
-    # all ran from before its dependencies started to after they ended.
-    assert top['ts'] <= min(a['ts'], b['ts'])
-    assert top['ts'] + top['dur'] >= max(a['ts'] + a['dur'], b['ts'] + b['dur'])
+    # all ran before its dependencies started and after they ended; the
+    # time it waited for them in between is not drawn as its work.
+    tops = sorted((e for e in json.loads(sb.read('trace.json'))['traceEvents']
+                   if e.get('name') == 'all'), key=lambda e: e['ts'])
+    assert tops[0]['ts'] <= min(a['ts'], b['ts'])
+    assert tops[-1]['ts'] + tops[-1]['dur'] >= max(a['ts'] + a['dur'], b['ts'] + b['dur'])
+    assert all(e['dur'] < 400000 for e in tops)
     # The same JSON on stdout with `-`.
     r = sb.run('redo-log', '--trace', '-', check=True)
     assert load_trace(r.stdout) == xs
@@ -1362,3 +1366,23 @@ def test_repository_top_level_is_what_the_spec_lists():
     top = {f.split('/')[0] for f in r.stdout.splitlines()}
     assert top == {'redo.py', 'install.sh', 't', 'README', 'COPYING', '.ci'}
     assert os.access(REDO_PY, os.X_OK) and os.access(INSTALL_SH, os.X_OK)
+
+
+def test_trace_rows_are_job_slots_and_waiting_is_not_work(sb):
+    # A -j1 build: one row, however deep; a .do waiting in redo-ifchange
+    # holds no slot, and that time is not drawn as its work.
+    import json
+    sb.write('all.do', 'redo-ifchange a b\necho all\n')
+    sb.write('a.do', 'sleep 0.1\necho A\n')
+    sb.write('b.do', 'redo-ifchange c\nsleep 0.1\necho B\n')
+    sb.write('c.do', 'sleep 0.1\necho C\n')
+    sb.redo('-j1', 'all', check=True)
+    events = [e for e in json.loads(sb.run('redo-log', '--trace', '-', check=True).stdout)['traceEvents']
+              if e.get('ph') == 'X']
+    assert {e['tid'] for e in events} == {1}
+    spans = sorted((e['ts'], e['ts'] + e['dur'], e['name']) for e in events)
+    for (a0, a1, an), (b0, b1, bn) in zip(spans, spans[1:]):
+        assert a1 <= b0 + 1000, 'two bars overlap on the one row: %s %s' % (an, bn)
+    all_work = sum(e['dur'] for e in events if e['name'] == 'all')
+    assert all_work < 250000, 'all waited for a, b and c: not its work'
+    assert [e for e in events if e['name'] == 'all'][0]['args']['waited'] >= 0.25
