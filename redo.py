@@ -3029,7 +3029,8 @@ class Run(Graph):
                         term.error(what + ' (REDO_STOP_IF_MODIFIED is set)')
                         self.finish(n, False)
                     else:
-                        term.warn(what + ': leaving it alone, it is a source from now on')
+                        term.warn(what + ': leaving it alone, it is a source from now on'
+                                  ' (delete it to have redo build it again)')
                         self.finish(n, True)
                     return
                 if reason is NO_DO and self.stat(n)[0] is not None:
@@ -3524,7 +3525,8 @@ class Run(Graph):
         if n.call.opts.stop_if_modified:
             n.call.term.error(what + ' (REDO_STOP_IF_MODIFIED is set)')
             return False
-        n.call.term.warn(what + ': leaving it alone, it is a source from now on')
+        n.call.term.warn(what + ': leaving it alone, it is a source from now on'
+                         ' (delete it to have redo build it again)')
         return True
 
     def previous_of(self, n, old):

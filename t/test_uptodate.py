@@ -738,3 +738,14 @@ def test_no_op_on_a_read_only_tree_succeeds(tmp_path, bindir, case):
         for args in (['redo-ifchange', 'b'], ['redo-ood'], ['redo-ifchange', 'l']):
             p = proj.run(*args, cwd=ro)
             assert (p.returncode, p.stdout, p.stderr) == (0, '', ''), args
+
+
+def test_hand_edit_warning_says_how_to_get_it_rebuilt(sb):
+    do(sb, 'x', 'echo x\n')
+    sb.ifchange('x', check=True)
+    sb.write('x', 'by hand\n')
+    r = sb.ifchange('x', check=True)
+    assert 'delete it to have redo build it again' in r.stderr
+    os.unlink(sb.path / 'x')
+    sb.ifchange('x', check=True)
+    assert sb.read('x') == 'x\n'
