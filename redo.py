@@ -213,7 +213,14 @@ ENV_VERBOSE = 'REDO_VERBOSE'      # 1: -v for every target (as -vv)
 ENV_NO_COLOR = 'NO_COLOR'
 ENV_MAKEFLAGS = 'MAKEFLAGS'
 ENV_SHUFFLE = 'REDO_SHUFFLE'      # 1: --shuffle
+ENV_NO_PROGRESS = 'REDO_NO_PROGRESS'   # 1: --no-progress
+ENV_COLOR_FORCE = 'CLICOLOR_FORCE'     # 1: colour even where stderr is no terminal
 ENV_PYTHON = 'REDO_PYTHON'        # the interpreter the sh launcher starts
+
+# The words every boolean variable (REDO_KEEP_GOING, REDO_LOGS, ...) reads,
+# in any case; empty is the same as unset: the default.
+TRUE_WORDS = ('1', 'yes', 'true', 'on')
+FALSE_WORDS = ('0', 'no', 'false', 'off')
 
 # What redo passes to the .do scripts it runs (see the README).
 ENV_RUN = 'REDO_RUN'              # the coordinator's directory (fifo, bin/)
@@ -264,6 +271,27 @@ def os_error(e):
     return Error('%s%s' % (where + ': ' if where else '', e.strerror or e))
 
 
+def _flag(env, name):
+    """A boolean variable: False unless it holds one of TRUE_WORDS."""
+    return bool_env(env, name, False)
+
+
+def bool_env(env, name, default):
+    """A boolean variable, read as every one is: TRUE_WORDS or FALSE_WORDS
+    in any case, unset or empty for the default; another word is an error
+    (a typo must not pass for "off")."""
+    value = env.get(name, '')
+    if not value:
+        return default
+    word = value.lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise Error('%s=%s: not a boolean: use %s or %s' % (
+        name, value, ', '.join(TRUE_WORDS), ', '.join(FALSE_WORDS)), EXIT_USAGE)
+
+
 def prog(cmd):
     """The name a command goes by in messages: redo, redo-ifchange, ..."""
     return 'redo' if cmd == 'redo' else 'redo-' + cmd
@@ -276,6 +304,18 @@ def quote(path):
     return repr(path)
 
 
+def wants_color(env, tty):
+    """Colour on a terminal that is not dumb, or anywhere with
+    CLICOLOR_FORCE (as ninja and others read it: set, and not a false
+    word); never with NO_COLOR set and not empty (no-color.org)."""
+    if env.get(ENV_NO_COLOR):
+        return False
+    force = env.get(ENV_COLOR_FORCE, '')
+    if force and force.lower() not in FALSE_WORDS:
+        return True
+    return tty and env.get('TERM', 'dumb') != 'dumb'
+
+
 class Term:
     """stderr, shared by everything that prints: the per-target lines, the
     .do scripts' own stderr, warnings, and the progress line, which is erased
@@ -285,8 +325,7 @@ class Term:
 
     def __init__(self, env, progress=True, fd=2, fallback=None):
         tty = os.isatty(fd)
-        self.color = (tty and ENV_NO_COLOR not in env
-                      and env.get('TERM', 'dumb') != 'dumb')
+        self.color = wants_color(env, tty)
         self.progress = progress and tty and env.get('TERM', 'dumb') != 'dumb'
         self.status = ''                 # the progress line now on screen
         self.lost = False                # writing to stderr failed
@@ -661,6 +700,23 @@ def rel_path(path, base):
     if path == base:
         return '.'
     return os.path.relpath(path, base)
+
+
+def is_outside(path, cwd, top):
+    """Whether path is outside the project that cwd is in: not under cwd,
+    nor under top ($REDO_TOP_DIR), and sharing with cwd no more than its
+    first directory (/usr/include/stdio.h seen from /home/me/proj, or
+    from /usr/src/proj).  Such a path prints absolute: ../../../usr/...
+    says less, and changes with the directory it is seen from."""
+    for base in (cwd, top):
+        if base and (base == '/' or path == base or path.startswith(base + '/')):
+            return False
+    shared = 0
+    for a, b in zip(path.split('/')[1:], cwd.split('/')[1:]):
+        if a != b:
+            break
+        shared += 1
+    return shared < 2
 
 
 def state_key(name):
@@ -1514,7 +1570,12 @@ class Graph:
         self.summary_dirty.clear()
 
     def rel(self, path):
-        return rel_path(path, self.cwd)
+        """path as printed: relative to the current directory, or absolute
+        for a file outside the project (see is_outside)."""
+        cwd = self.cwd
+        if path.startswith(cwd) and path[len(cwd):len(cwd) + 1] == '/' or cwd == '/':
+            return rel_path(path, cwd)
+        return path if is_outside(path, cwd, self.top) else rel_path(path, cwd)
 
     def exists_memo(self, path):
         """For .do candidates: asked again and again, rarely changing; the
@@ -2399,10 +2460,6 @@ class Options:
                 env[name] = '1'
             else:
                 env.pop(name, None)
-
-
-def _flag(env, name):
-    return env.get(name, '') not in ('', '0', 'no', 'false')
 
 
 def _int_env(env, name, default):
@@ -3987,15 +4044,18 @@ USAGE = {
     'always': 'redo-always',
     'stamp': 'redo-stamp <data',
     'recheck': 'redo-recheck [targets...]',
-    'ood': 'redo-ood',
-    'targets': 'redo-targets',
-    'sources': 'redo-sources',
+    'ood': 'redo-ood [targets or directories...]',
+    'targets': 'redo-targets [targets or directories...]',
+    'sources': 'redo-sources [targets or directories...]',
     'whichdo': 'redo-whichdo target',
     'log': 'redo-log [-r] [--trace FILE] [targets...]',
     'dot': 'redo-dot [targets...]',
     'affects': 'redo-affects files...',
     'cleanup': 'redo-cleanup',
 }
+
+SELECTION = ('\nNamed directories: the targets under them; named targets: those and,\n'
+             'recursively, the targets they depend on.')
 
 HELP = {
     'redo': 'Builds each target (default: all) now, whether or not it is up to date.',
@@ -4009,9 +4069,10 @@ HELP = {
     'recheck': 'Inside a build: what this run has checked or built of the targets and\n'
                'what they depend on (everything, with no targets) is checked again\n'
                'when next asked for.  Outside a build: does nothing.',
-    'ood': 'Lists the targets under this directory that are out of date.',
-    'targets': 'Lists the targets under this directory that redo has built.',
-    'sources': 'Lists the source files that targets under this directory depend on.',
+    'ood': 'Lists the targets under this directory that are out of date.' + SELECTION,
+    'targets': 'Lists the targets under this directory that redo has built.' + SELECTION,
+    'sources': 'Lists the source files that targets under this directory depend on.'
+               + SELECTION,
     'whichdo': 'Prints the .do files that could build target, in search order, ending\n'
                'with the one that exists (exit 0), or all of them (exit 1).',
     'log': 'Prints the stderr kept from the last build of each target; -r also that\n'
@@ -4102,6 +4163,11 @@ class Done(Exception):
     """--help or --version: print the text, exit 0."""
 
 
+def usage_error(cmd):
+    """The error for operands a command cannot take."""
+    return Error('%s: usage: %s' % (prog(cmd), USAGE[cmd]), EXIT_USAGE)
+
+
 BUILD_FLAGS = {'j': True, 'jobs': True, 'k': False, 'keep-going': False,
                'x': False, 'v': False, 'd': False, 'debug': False,
                'explain': False, 's': False, 'silent': False, 'no-progress': False,
@@ -4109,15 +4175,33 @@ BUILD_FLAGS = {'j': True, 'jobs': True, 'k': False, 'keep-going': False,
 
 
 def build_options(cmd, args, env):
-    opts = Options(env)
-    targets, v = parse_options(cmd, args, opts, BUILD_FLAGS)
-    opts.apply(v)
+    targets, v = parse_options(cmd, args, None, BUILD_FLAGS)
+    check_jobs(v, env)
+    opts = Options(env).apply(v)
+    opts.logs = bool_env(env, ENV_LOGS, True)
     # With REDO_LOGS=0 the scripts write to the terminal themselves, where a
     # progress line would mix into their text.
-    opts.progress = not v.get('no-progress') and opts.logs
+    opts.progress = not v.get('no-progress') and not _flag(env, ENV_NO_PROGRESS) and opts.logs
     if 'install' in v:
         raise Done(install(v['install'], bool(v.get('copy'))))
     return opts, targets
+
+
+def check_jobs(v, env):
+    """REDO_JOBS and -j N, checked alike: the same problem, the same words."""
+    for what, value in (('%s=%%s' % ENV_JOBS, env.get(ENV_JOBS) or None),
+                        ('-j %s', v.get('j', v.get('jobs')))):
+        if value is None:
+            continue
+        if value.startswith('-') and value[1:].isascii() and value[1:].isdigit():
+            problem = 'must be 0 or more'
+        elif not (value.isascii() and value.isdigit()):    # no ' 2', no 1_0
+            problem = 'not a number'
+        elif len(value.lstrip('0')) > 9 or int(value.lstrip('0') or '0') > MAX_JOBS:
+            problem = 'at most %d' % MAX_JOBS
+        else:
+            continue
+        raise Error('%s: %s' % (what % value, problem), EXIT_USAGE)
 
 
 def install(dest, copy):
@@ -4252,18 +4336,60 @@ def is_known_target(g, path, rec):
     return g.why_modified(g.node(path), rec) is not MODIFIED
 
 
+def reachable_records(g, roots):
+    """Yields (path, Record) of each of the roots that has state and of
+    every target they depend on, recursively, each once: depth first, in
+    the order the .do files asked for them."""
+    seen = set()
+    stack = list(reversed(roots))
+    while stack:
+        path = stack.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        rec = g.record(g.node(path))
+        if rec is None:
+            continue
+        yield path, rec
+        d = os.path.dirname(path)
+        stack.extend(abs_path(d, dep.name) for dep in reversed(rec.deps) if dep.kind == 'Dep')
+
+
+def select_records(g, names):
+    """Yields (path, Record) of the targets that names select, each once: a
+    target, it and what it depends on (reachable_records); a directory,
+    every target under it; no names, every target under the current
+    directory.  A name that is neither selects nothing."""
+    if not names:
+        yield from walk_records(g.cwd)
+        return
+    seen = set()
+    for name in names:
+        path = abs_path(g.cwd, name)
+        if g.record(g.node(path)) is not None:
+            found = reachable_records(g, [path])
+        elif os.path.isdir(path):
+            found = walk_records(path)
+        else:
+            continue
+        for p, rec in found:
+            if p not in seen:
+                seen.add(p)
+                yield p, rec
+
+
 def cmd_targets(args, env):
-    parse_options('targets', args, None, {})
+    names, _ = parse_options('targets', args, None, {})
     g = Graph(env, getcwd())
-    print_paths(g.rel(p) for p, rec in walk_records(g.cwd) if is_known_target(g, p, rec))
+    print_paths(g.rel(p) for p, rec in select_records(g, names) if is_known_target(g, p, rec))
     return EXIT_OK
 
 
 def cmd_sources(args, env):
-    parse_options('sources', args, None, {})
+    names, _ = parse_options('sources', args, None, {})
     g = Graph(env, getcwd())
     found = set()
-    for p, rec in walk_records(g.cwd):
+    for p, rec in select_records(g, names):
         d = os.path.dirname(p)
         for dep in rec.deps:
             if dep.kind == 'Dep':
@@ -4279,9 +4405,9 @@ def cmd_sources(args, env):
 
 
 def cmd_ood(args, env):
-    parse_options('ood', args, None, {})
+    names, _ = parse_options('ood', args, None, {})
     g = Graph(env, getcwd())
-    print_paths(g.rel(p) for p, rec in walk_records(g.cwd)
+    print_paths(g.rel(p) for p, rec in select_records(g, names)
                 if g.why_static(g.node(p)) is not None)
     return EXIT_OK
 
@@ -4289,7 +4415,7 @@ def cmd_ood(args, env):
 def cmd_whichdo(args, env):
     names, _ = parse_options('whichdo', args, None, {})
     if len(names) != 1:
-        raise Error('usage: ' + USAGE['whichdo'], EXIT_USAGE)
+        raise usage_error('whichdo')
     if not names[0]:
         raise Error('redo-whichdo: an empty target name', EXIT_USAGE)
     g = Graph(env, getcwd())
@@ -4305,6 +4431,8 @@ def cmd_whichdo(args, env):
 
 def cmd_affects(args, env):
     files, _ = parse_options('affects', args, None, {})
+    if not files:
+        raise usage_error('affects')
     g = Graph(env, getcwd())
     users = {}
     for p, rec in walk_records(g.cwd):
@@ -4569,6 +4697,18 @@ def command_of(argv):
     return 'redo', argv[1:]
 
 
+def error_line(cmd, e):
+    """An error as main prints it: one line that starts with the name of
+    the command, whichever part of redo raised it."""
+    msg = str(e)
+    name = prog(cmd)
+    if msg.startswith('redo: '):          # Options.apply's
+        msg = msg[len('redo: '):]
+    if not msg.startswith(name + ': '):
+        msg = '%s: %s' % (name, msg)
+    return msg + '\n'
+
+
 def _exit_on_signal(signum, frame):
     """Until a command sets its own: leave at once, quietly, 128+signum."""
     os._exit(EXIT_SIGNAL + signum)
@@ -4586,20 +4726,18 @@ def main(argv):
         try:
             std_stream('stdout').write(str(d).encode())
         except Error as e:
-            sys.stderr.write('redo: %s\n' % e)
+            sys.stderr.write(error_line(cmd, e))
             return e.status
         return EXIT_OK
     except Error as e:
-        msg = str(e)
-        sys.stderr.write(msg if msg.startswith('redo') else 'redo: ' + msg)
-        sys.stderr.write('\n')
+        sys.stderr.write(error_line(cmd, e))
         return e.status
     except BrokenPipeError:
         # The reader went away (`redo-targets | head`): not worth a word.
         os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
         return EXIT_FAILED
     except OSError as e:
-        sys.stderr.write('redo: %s\n' % os_error(e))
+        sys.stderr.write(error_line(cmd, os_error(e)))
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_SIGNAL + 2
