@@ -142,12 +142,15 @@ Commands (by program name, or as the first argument of redo.py):
   redo-ifcreate files     depend on the files not existing
   redo-always             rebuild the running target in every run
   redo-stamp <data        count as unchanged when the data is the same
-  redo-ood / redo-targets / redo-sources    list targets and sources
+  redo-ood / redo-targets / redo-sources [names]   list targets and sources
   redo-whichdo target     the .do files that could build target
   redo-log [-r] [--trace FILE] targets  the stored stderr of the last build
   redo-dot [targets]      the dependency graph for Graphviz
   redo-affects files      the targets that depend on files
   redo-cleanup            remove redo's temporary, lock and log files
+  redo-clean [-n] [names]       remove what redo built, and its state
+  redo-cleandead [-n] [targets] remove what the targets no longer need
+  redo-rebuild [-n] [targets]   build the targets and all they need again
 
 Exit status: 0 success, 1 a build failed, 2 usage or other error,
 128+N killed by signal N.  Every command answers --help and --version.
@@ -240,7 +243,11 @@ LOG_TMP_DIR = 'log'               # stderr, until the build ends: .redo/log/<nam
 
 COMMAND_NAMES = ('redo', 'ifchange', 'ifcreate', 'always', 'stamp', 'recheck', 'ood',
                  'targets', 'sources', 'whichdo', 'log', 'dot', 'affects',
-                 'cleanup')
+                 'cleanup', 'clean', 'cleandead', 'rebuild')
+# Commands that a first argument names only as redo-NAME (`./redo.py
+# redo-clean`): `./redo.py clean` builds the project's own clean.do, as
+# projects name targets so.
+PREFIXED_ONLY = ('clean', 'cleandead', 'rebuild')
 
 EXIT_OK = 0
 EXIT_FAILED = 1          # a target failed to build
@@ -1047,7 +1054,7 @@ def stamp_of_data(data):
 #
 #   Format: redo.py/1            Dep: ../include/x.h
 #   Target: x.o                  Fingerprint: 1234:5678:100644:...:...
-#   Result: ok | failed          Identity: f644:3b6f...
+#   Result: ok | failed | marked Identity: f644:3b6f...
 #   Build: <unique id>
 #   Output: <fingerprint> <identity> | none     Ifcreate: config.local
 #   Previous: <fingerprint> <identity> of the target before this build
@@ -1224,6 +1231,11 @@ class Record:
 
 
 GARBLED = 'garbled'
+# The Result of a target built ok that redo-rebuild marked out of date: it
+# is built again when next asked for; until then its output is what its
+# last build made.  (A redo.py that does not know the word takes it for a
+# failed build: rebuilt too.)
+MARKED = 'marked'
 
 
 SUMMARY_CHUNK = 1000      # entries per marshal object in a summary
@@ -1607,7 +1619,7 @@ class Graph:
         Dep, lets an unchanged fingerprint skip the hash; when only the
         fingerprint moved, dep.fp is refreshed and True is returned second."""
         rec = self.record(n)
-        if rec is not None and rec.result == 'ok' and n.path not in self.modified:
+        if rec is not None and rec.result in ('ok', MARKED) and n.path not in self.modified:
             special = rec.identity_for_dependents()
             if special is not None:
                 return special, False
@@ -1661,6 +1673,8 @@ class Graph:
         if reason is MODIFIED:
             self.modified.add(n.path)
             return MODIFIED
+        if rec.result == MARKED:
+            return 'redo-rebuild marked it out of date'
         if rec.result != 'ok':
             return 'its last build failed'
         if reason is not None:
@@ -4052,6 +4066,9 @@ USAGE = {
     'dot': 'redo-dot [targets...]',
     'affects': 'redo-affects files...',
     'cleanup': 'redo-cleanup',
+    'clean': 'redo-clean [-n] [targets or directories...]',
+    'cleandead': 'redo-cleandead [-n] [targets...]',
+    'rebuild': 'redo-rebuild [-n] [options as redo] [targets...]',
 }
 
 SELECTION = ('\nNamed directories: the targets under them; named targets: those and,\n'
@@ -4083,6 +4100,17 @@ HELP = {
     'affects': 'Lists the targets that would be rebuilt if these files changed or were created.',
     'cleanup': 'Removes redo\'s temporary, lock and log files under this directory\n'
                '(never targets, sources or the state of what was built).',
+    'clean': 'Removes the targets redo built under this directory (or the named\n'
+             'directories), and their state, so that the next build makes them\n'
+             'anew; a named target alone.  Never a source, a file redo did not\n'
+             'build, or a target modified by hand.  -n, --dry-run: list them only.',
+    'cleandead': 'Removes the targets under this directory, and their state, that\n'
+                 'the targets (default: all) no longer need: those their .do files\n'
+                 'stopped asking for.  -n, --dry-run: list them only.',
+    'rebuild': 'Builds the targets (default: all) and every target they depend on\n'
+               'again, up to date or not, without removing them first (make -B):\n'
+               'marks them out of date, then builds as redo-ifchange.  -n, --dry-run:\n'
+               'list them only.',
 }
 
 BUILD_OPTIONS = """Options:
@@ -4103,6 +4131,8 @@ def usage(cmd):
     text = 'usage: %s\n\n%s\n' % (USAGE[cmd], HELP[cmd])
     if cmd in ('redo', 'ifchange'):
         text += '\n' + BUILD_OPTIONS
+    elif cmd == 'rebuild':
+        text += '\n' + BUILD_OPTIONS.split('  --install')[0]
     return text + '\nredo.py %s, MIT licence.  See the README for more.\n' % VERSION
 
 
@@ -4549,6 +4579,214 @@ def pid_alive(text):
     return True
 
 
+# -- redo-clean, redo-cleandead, redo-rebuild -------------------------------
+# Each takes every target's lock while it changes the target's files or
+# state, as redo-cleanup does: a target being built (its lock held) is left
+# alone, and a build that starts meanwhile waits.
+
+DRY_RUN = {'n': False, 'dry-run': False}
+
+
+def cmd_clean(args, env):
+    names, v = parse_options('clean', args, None, DRY_RUN)
+    g = Graph(env, getcwd())
+    todo = []
+    for name in names:
+        path = abs_path(g.cwd, name)
+        rec = g.record(g.node(path))
+        if rec is not None:
+            todo.append((path, rec))
+        elif os.path.isdir(path):
+            todo.extend(walk_records(path))
+        else:
+            raise Error('redo-clean: %s: neither a target redo built nor a directory'
+                        % quote(name), EXIT_USAGE)
+    if not names:
+        todo = walk_records(g.cwd)
+    return remove_targets(g, 'clean', todo, v)
+
+
+def cmd_cleandead(args, env):
+    names, v = parse_options('cleandead', args, None, DRY_RUN)
+    g = Graph(env, getcwd())
+    roots = [abs_path(g.cwd, n) for n in names or ['all']]
+    for path in roots:
+        if g.record(g.node(path)) is None:
+            raise Error('redo-cleandead: %s: redo has no record of building it'
+                        % quote(g.rel(path)))
+    live = set()
+    for path, rec in reachable_records(g, roots):
+        if rec.result == GARBLED:
+            # What it depends on is unknown: anything could be.
+            raise Error('redo-cleandead: %s: its state file cannot be read (build it first)'
+                        % quote(g.rel(path)))
+        live.add(path)
+    return remove_targets(g, 'cleandead',
+                          [(p, rec) for p, rec in walk_records(g.cwd) if p not in live], v)
+
+
+def remove_targets(g, cmd, todo, v):
+    """Removes each target of todo [(path, Record)] and its state, or with
+    -n lists them; keeps those that are sources now (modified by hand, or no
+    .do builds them any more), saying so."""
+    dry = v.get('n') or v.get('dry-run')
+    listed = []
+    dirs = set()
+    seen = set()
+    for path, rec in todo:
+        if path in seen:
+            continue
+        seen.add(path)
+        why = why_kept(g, path, rec)
+        if why is not None:
+            sys.stderr.write('%s: keeping %s: %s\n' % (prog(cmd), quote(g.rel(path)), KEPT[why]))
+        if why is MODIFIED:
+            continue
+        if dry:
+            if why is None:
+                listed.append(g.rel(path))
+        elif remove_target(path, rec, why is None):
+            dirs.add(os.path.dirname(path))
+    for d in sorted(dirs):
+        tidy_state_dir(os.path.join(d, STATE_DIR))
+    print_paths(listed)
+    return EXIT_OK
+
+
+KEPT = {MODIFIED: MODIFIED + ' (remove it by hand, and redo builds it again)',
+        NO_DO: NO_DO + ': a source from now on'}
+
+
+def why_kept(g, path, rec):
+    """Why redo-clean keeps the file of the target at path, a source now,
+    or None.  MODIFIED (by hand): its state stays too, as redo's memory of
+    the edit; NO_DO: its state goes, as a build would remove it (SPEC §3).
+    A garbled state counts as redo's: a build would overwrite the file."""
+    if rec.result == GARBLED:
+        return None
+    n = g.node(path)
+    if g.why_modified(n, rec) is MODIFIED:
+        return MODIFIED
+    if g.find_do(path) is None and exists(path):
+        return NO_DO
+    return None
+
+
+def remove_target(path, rec, with_file=True):
+    """Removes the state, log and temporaries of the target at path, and
+    its file unless with_file is false, holding its lock; False if a build
+    holds it, or its state changed since rec was read (a build just ended:
+    it stays)."""
+    lock = state_file(path, LOCK_SUFFIX)
+    fd = try_lock(lock)
+    if fd is None:
+        return False
+    try:
+        fresh = read_record(path)
+        if fresh is None or fresh.result != rec.result or fresh.build != rec.build:
+            return False
+        try:
+            if with_file:
+                unlink_quiet(path)
+        except OSError as e:
+            raise Error('cannot remove %s: %s' % (quote(path), e.strerror))
+        for p in (state_file(path, STATE_SUFFIX), state_file(path, LOG_SUFFIX),
+                  tmp3_path(path), tmp_file(path, TMP3_DIR), tmp_file(path, STDOUT_DIR),
+                  tmp_file(path, LOG_TMP_DIR), lock):
+            discard(p)
+        return True
+    finally:
+        os.close(fd)
+
+
+def try_lock(path):
+    """An fd holding the lock file path (made if need be), or None if a
+    build holds it.  A lock file that redo-cleanup removed meanwhile is no
+    longer the lock: taken again (as Run.take_lock does)."""
+    import fcntl
+    for _ in range(100):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o666)
+        except OSError as e:
+            raise Error('cannot open the lock %s: %s' % (quote(path), e.strerror))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except OSError as e:
+            os.close(fd)
+            raise Error('cannot lock %s: %s' % (quote(path), e.strerror))
+        st = os.fstat(fd)
+        now = lstat_or_none(path)
+        if now is not None and (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev):
+            return fd
+        os.close(fd)
+    raise Error('cannot lock %s: it is replaced again and again' % quote(path))
+
+
+def tidy_state_dir(sd):
+    """Removes sd (a .redo) once no target has state in it: its summary
+    and empty work directories go first.  Anything else there (a lock
+    held, .redo/top) keeps it."""
+    try:
+        names = os.listdir(sd)
+    except OSError:
+        return
+    if any(name.endswith(STATE_SUFFIX) for name in names):
+        return
+    discard(os.path.join(sd, SUMMARY))
+    for kind in (TMP3_DIR, STDOUT_DIR, LOG_TMP_DIR):
+        try:
+            os.rmdir(os.path.join(sd, kind))
+        except OSError:
+            pass
+    try:
+        os.rmdir(sd)
+    except OSError:
+        pass
+
+
+def cmd_rebuild(args, env):
+    names, v = parse_options('rebuild', args, None,
+                             dict(DRY_RUN, **{k: f for k, f in BUILD_FLAGS.items()
+                                              if k not in ('install', 'copy')}))
+    if coordinator_dir(env) is not None:
+        # The running redo holds what it has checked: a mark it does not
+        # read could be written over.
+        raise Error('redo-rebuild: cannot run inside a build (there, `redo TARGET` '
+                    'builds the target again)', EXIT_USAGE)
+    g = Graph(env, getcwd())
+    roots = [abs_path(g.cwd, n) for n in names or ['all']]
+    todo = [(p, rec) for p, rec in reachable_records(g, roots)
+            if rec.result == GARBLED or g.why_modified(g.node(p), rec) is not MODIFIED]
+    if v.get('n') or v.get('dry-run'):
+        print_paths(g.rel(p) for p, rec in todo)
+        return EXIT_OK
+    unsynced = None if _flag(env, ENV_NO_SYNC) else []
+    for path, rec in todo:
+        if rec.result == 'ok':
+            mark_out_of_date(path, rec, unsynced)
+    if unsynced:
+        fsync_all(unsynced)
+    return cmd_redo(args if names else args + ['all'], env, 'rebuild')
+
+
+def mark_out_of_date(path, rec, unsynced):
+    """Writes the state of the target at path as MARKED, holding its lock,
+    unless a build holds it or its state changed since rec was read."""
+    fd = try_lock(state_file(path, LOCK_SUFFIX))
+    if fd is None:
+        return
+    try:
+        fresh = read_record(path)
+        if fresh is not None and fresh.result == 'ok' and fresh.build == rec.build:
+            fresh.result = MARKED
+            write_record(path, fresh, unsynced)
+    finally:
+        os.close(fd)
+
+
 def cmd_log(args, env):
     names, v = parse_options('log', args, None, {'r': False, 'trace': True})
     g = Graph(env, getcwd())
@@ -4574,7 +4812,7 @@ def cmd_log(args, env):
         seen.add(path)
         indent = '  ' * depth
         head = '%sredo %s (%s, %s, %.3fs)\n' % (
-            indent, g.rel(path), 'ok' if rec.result == 'ok' else 'FAILED',
+            indent, g.rel(path), 'ok' if rec.result in ('ok', MARKED) else 'FAILED',
             'exit %d' % rec.exit if rec.exit >= 0 else 'killed by signal %d' % -rec.exit,
             rec.seconds)
         out.write(head.encode('utf-8', 'surrogateescape'))
@@ -4677,14 +4915,16 @@ COMMANDS = {
     'always': cmd_always, 'stamp': cmd_stamp, 'recheck': cmd_recheck, 'ood': cmd_ood,
     'targets': cmd_targets, 'sources': cmd_sources, 'whichdo': cmd_whichdo,
     'log': cmd_log, 'dot': cmd_dot, 'affects': cmd_affects,
-    'cleanup': cmd_cleanup,
+    'cleanup': cmd_cleanup, 'clean': cmd_clean, 'cleandead': cmd_cleandead,
+    'rebuild': cmd_rebuild,
 }
 
 
 def command_of(argv):
     """(command, args) from the program name, or from the first argument
     when started as redo.py (or any name but redo and redo-*): for the
-    command `redo` every argument is a target, even one named `sources`."""
+    command `redo` every argument is a target, even one named `sources`.
+    `clean` and the like are targets too (PREFIXED_ONLY)."""
     name = os.path.basename(argv[0])
     if name.startswith('redo-') and name[5:] in COMMANDS:
         return name[5:], argv[1:]
@@ -4692,7 +4932,7 @@ def command_of(argv):
         first = argv[1]
         if first.startswith('redo-') and first[5:] in COMMANDS:
             return first[5:], argv[2:]
-        if first in COMMANDS:
+        if first in COMMANDS and first not in PREFIXED_ONLY:
             return first, argv[2:]
     return 'redo', argv[1:]
 

@@ -614,7 +614,8 @@ USAGE_ERRORS = [
     ('redo', '-j', 'x'), ('redo', '-j', '-1'), ('redo-ifchange', '--bogus'),
     ('redo-ifchange', '-j'), ('redo', ''), ('redo-whichdo',), ('redo-whichdo', 'a', 'b'),
     ('redo-affects',), ('redo-log', '--trace'), ('redo-ifcreate', 'x'), ('redo-always',),
-    ('redo-targets', '-z'),
+    ('redo-targets', '-z'), ('redo-clean', '-z'), ('redo-cleandead', '--bogus'),
+    ('redo-rebuild', '--install', 'x'),
 ]
 
 

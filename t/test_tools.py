@@ -1337,6 +1337,22 @@ def test_example_clean_then_rebuild(example):
     assert (example.path / 'site' / 'about.html').exists()
 
 
+def test_example_cleandead_after_a_page_is_deleted(example):
+    (example.path / 'pages' / 'new.txt').write_text('New\nA new page.\n')
+    example.redo()
+    (example.path / 'pages' / 'new.txt').unlink()
+    example.redo()
+    # The old page stays a target (nothing builds it any more) ...
+    assert (example.path / 'site' / 'new.html').exists()
+    assert 'site/new.html' in example.redo('redo-targets').stdout.split()
+    assert example.redo('redo-cleandead', '-n').stdout.split() == ['site/new.html']
+    # ... until redo-cleandead removes it.
+    example.redo('redo-cleandead')
+    assert not (example.path / 'site' / 'new.html').exists()
+    assert sorted(example.redo('redo-targets').stdout.split()) == EXAMPLE_TARGETS
+    assert started(example.redo('ifchange', 'all').stderr) == ['pages.list']
+
+
 def test_example_ships_no_build_state():
     try:
         r = subprocess.run(['git', 'ls-files', '--', 't/example'], cwd=str(ROOT),
