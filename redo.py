@@ -144,7 +144,7 @@ Commands (by program name, or as the first argument of redo.py):
   redo-stamp <data        count as unchanged when the data is the same
   redo-ood / redo-targets / redo-sources [names]   list targets and sources
   redo-whichdo target     the .do files that could build target
-  redo-log [-r] [--trace FILE] targets  the stored stderr of the last build
+  redo-log [-r] [-f] [--trace FILE] targets  the stored stderr of the last build
   redo-dot [targets]      the dependency graph for Graphviz
   redo-affects files      the targets that depend on files
   redo-cleanup            remove redo's temporary, lock and log files
@@ -4062,7 +4062,7 @@ USAGE = {
     'targets': 'redo-targets [targets or directories...]',
     'sources': 'redo-sources [targets or directories...]',
     'whichdo': 'redo-whichdo target',
-    'log': 'redo-log [-r] [--trace FILE] [targets...]',
+    'log': 'redo-log [-r] [-u] [-f] [--trace FILE] [targets...]',
     'dot': 'redo-dot [targets...]',
     'affects': 'redo-affects files...',
     'cleanup': 'redo-cleanup',
@@ -4092,9 +4092,11 @@ HELP = {
                + SELECTION,
     'whichdo': 'Prints the .do files that could build target, in search order, ending\n'
                'with the one that exists (exit 0), or all of them (exit 1).',
-    'log': 'Prints the stderr kept from the last build of each target; -r also that\n'
-           'of what it depended on, as a tree; --trace FILE writes the last run as\n'
-           'Chrome trace-event JSON (open it in Perfetto or chrome://tracing).',
+    'log': 'Prints the stderr kept from the last build of each target (default: all);\n'
+           '-r also that of what it depended on, as a tree (-u, apenwarr\'s "unchanged\n'
+           'too", changes nothing: -r shows them all); -f follows a build of the target\n'
+           'that is running until it ends; --trace FILE writes the last run as Chrome\n'
+           'trace-event JSON (open it in Perfetto or chrome://tracing).',
     'dot': 'Prints the dependency graph in Graphviz dot: targets as boxes, sources\n'
            'as ellipses, out-of-date targets in red.',
     'affects': 'Lists the targets that would be rebuilt if these files changed or were created.',
@@ -4787,45 +4789,161 @@ def mark_out_of_date(path, rec, unsynced):
         os.close(fd)
 
 
+LOG_FLAGS = {'r': False, 'recursive': False, 'u': False, 'unchanged': False,
+             'f': False, 'follow': False, 'trace': True}
+
+
 def cmd_log(args, env):
-    names, v = parse_options('log', args, None, {'r': False, 'trace': True})
+    # -u: apenwarr's redo-log shows the dependencies that were not rebuilt
+    # only with it; this one shows them always, so it changes nothing.
+    names, v = parse_options('log', args, None, LOG_FLAGS)
     g = Graph(env, getcwd())
     if 'trace' in v:
         return write_trace(g, v['trace'])
     if not names:
         names = ['all']
+    recursive = v.get('r') or v.get('recursive')
+    follow = v.get('f') or v.get('follow')
     out = std_stream('stdout')
     seen = set()
     stack = [(abs_path(g.cwd, n), 0) for n in reversed(names)]
     status = EXIT_OK
     while stack:
         path, depth = stack.pop()
+        if depth == 0 and follow and path not in seen and lock_held(path):
+            follow_log(g, path, out)
+            seen.add(path)
+            rec = read_record(path)
+            if recursive and rec is not None:
+                d = os.path.dirname(path)
+                stack.extend((abs_path(d, dep.name), 1) for dep in reversed(rec.deps)
+                             if dep.kind == 'Dep')
+            continue
         rec = g.record(g.node(path))
         if rec is None:
+            why = why_no_log(g, path)
             if depth == 0:
-                g_err = '%s: redo has no record of building it' % quote(g.rel(path))
-                sys.stderr.write('redo-log: %s\n' % g_err)
+                sys.stderr.write('redo-log: %s: %s\n' % (quote(g.rel(path)), why))
                 status = EXIT_FAILED
+            elif not exists(path) and path not in seen:
+                seen.add(path)        # redo's word on a dependency it could not build
+                out.write(('%sredo %s (not built: %s)\n' % ('  ' * depth, g.rel(path), why))
+                          .encode('utf-8', 'surrogateescape'))
             continue
         if path in seen:
             continue
         seen.add(path)
         indent = '  ' * depth
-        head = '%sredo %s (%s, %s, %.3fs)\n' % (
-            indent, g.rel(path), 'ok' if rec.result in ('ok', MARKED) else 'FAILED',
-            'exit %d' % rec.exit if rec.exit >= 0 else 'killed by signal %d' % -rec.exit,
-            rec.seconds)
-        out.write(head.encode('utf-8', 'surrogateescape'))
+        out.write((indent + log_head(g, path, rec)).encode('utf-8', 'surrogateescape'))
         log = read_bytes_or_none(state_file(path, LOG_SUFFIX)) or b''
         for line in log.splitlines():
             out.write(indent.encode() + b'  ' + line + b'\n')
-        if 'r' in v:
+        if recursive:
             d = os.path.dirname(path)
             for dep in reversed(rec.deps):
                 if dep.kind == 'Dep':
                     stack.append((abs_path(d, dep.name), depth + 1))
     out.flush()
     return status
+
+
+def log_head(g, path, rec):
+    """The line that heads a target's log: its last build's result."""
+    return 'redo %s (%s, %s, %.3fs)\n' % (
+        g.rel(path), 'ok' if rec.result in ('ok', MARKED) else 'FAILED',
+        'exit %d' % rec.exit if rec.exit >= 0 else 'killed by signal %d' % -rec.exit,
+        rec.seconds)
+
+
+def why_no_log(g, path):
+    """Why the file at path, which has no state, has no log: redo's own
+    message when it could not build it."""
+    if exists(path):
+        return 'a source file: redo does not build it'
+    if g.find_do(path) is None:
+        return 'no .do file to build it, and it does not exist'
+    return 'redo has not built it yet'
+
+
+def lock_held(path):
+    """Whether a build holds the lock of the target at path.  Told by a
+    shared lock taken for an instant: a build that tries to start just then
+    waits for its next try (50 ms)."""
+    import fcntl
+    try:
+        fd = os.open(state_file(path, LOCK_SUFFIX), os.O_RDONLY | os.O_NONBLOCK)
+    except (OSError, ValueError):
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
+
+
+def follow_log(g, path, out):
+    """redo-log -f: prints the stderr of the running build of path as it
+    comes (it goes to .redo/log/NAME, which becomes NAME.log when the
+    build ends), until its lock is released; then the line of its result."""
+    import time
+    before = read_record(path)
+    since = time.time()
+    out.write(('redo %s (building)\n' % g.rel(path)).encode('utf-8', 'surrogateescape'))
+    out.flush()
+    live = tmp_file(path, LOG_TMP_DIR)
+    fd = None                     # the log being written, once seen
+    seen_log = None               # its (dev, inode)
+    part = [b'']                  # a line not ended yet
+    def show(data, final=False):
+        lines = (part[0] + data).split(b'\n')
+        part[0] = lines.pop()
+        if final and part[0]:
+            lines.append(part[0])
+        for line in lines:
+            out.write(b'  ' + line + b'\n')
+        out.flush()
+    while True:
+        running = lock_held(path)
+        st = lstat_or_none(live)
+        if st is not None and (st.st_dev, st.st_ino) != seen_log:
+            # A new log: the one this build writes (a killed run's is
+            # removed when the .do starts, and a new one made).
+            try:
+                new = os.open(live, os.O_RDONLY | os.O_NONBLOCK)
+            except OSError:
+                new = None
+            if new is not None:
+                if fd is not None:
+                    os.close(fd)
+                fd, seen_log = new, (st.st_dev, st.st_ino)
+        if fd is not None:
+            while True:
+                data = os.read(fd, 65536)
+                if not data:
+                    break
+                show(data)
+        if not running:
+            break
+        time.sleep(0.1)
+    if fd is not None:
+        os.close(fd)
+    else:
+        # Its stderr came and went between two looks.
+        st = lstat_or_none(state_file(path, LOG_SUFFIX))
+        if st is not None and st.st_mtime >= since:
+            show(read_bytes_or_none(state_file(path, LOG_SUFFIX)) or b'')
+    show(b'', final=True)
+    rec = read_record(path)
+    if rec is None or rec.result == GARBLED or before is not None and \
+            (rec.run, rec.started) == (before.run, before.started):
+        out.write(('redo %s (interrupted)\n' % g.rel(path)).encode('utf-8', 'surrogateescape'))
+    else:
+        out.write(log_head(g, path, rec).encode('utf-8', 'surrogateescape'))
+    out.flush()
 
 
 def write_trace(g, dest):

@@ -25,6 +25,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -961,6 +962,99 @@ def test_log_of_a_do_killed_by_a_signal_names_the_signal(sb):
 def test_log_unknown_target_is_an_error(sb):
     r = no_traceback(sb.run('redo-log', 'nothing'))
     assert r.returncode != 0 and 'nothing' in r.stderr
+
+
+def test_log_says_why_a_dependency_could_not_be_built(sb):
+    # redo's own message about pages/new.txt (no .do file can build it)
+    # shows with the log of what needed it.
+    sb.write('all.do', 'redo-ifchange pages/new.txt\n')
+    sb.write('pages/old.txt', 'old\n')
+    build = sb.redo('all')
+    assert build.returncode == 1 and 'no .do file to build it' in build.stderr
+    r = no_traceback(sb.run('redo-log', '-r', 'all', check=True))
+    assert r.stdout.splitlines() == [
+        'redo all (FAILED, exit 1, %s)' % r.stdout.split(', ')[2].split(')')[0],
+        '  redo pages/new.txt (not built: no .do file to build it, and it does not exist)']
+    r = no_traceback(sb.run('redo-log', 'pages/new.txt'))
+    assert r.returncode == 1 and r.stdout == ''
+    assert r.stderr == 'redo-log: pages/new.txt: no .do file to build it, and it does not exist\n'
+
+
+def test_log_of_a_source_or_a_target_not_built_yet_says_so(sb):
+    sb.write('src', 'x\n')
+    sb.write('x.do', 'echo x\n')
+    r = no_traceback(sb.run('redo-log', 'src', 'x'))
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == ['redo-log: src: a source file: redo does not build it',
+                                     'redo-log: x: redo has not built it yet']
+
+
+def test_log_u_is_accepted_and_shows_unchanged_dependencies(sb):
+    log_project(sb)
+    sb.redo('all', check=True)
+    sb.write('all.do', sb.read('all.do') + '# edited\n')
+    sb.redo('all', check=True)                 # sub/mid and sub/leaf unchanged
+    r = sb.run('redo-log', '-r', 'all', check=True)
+    u = sb.run('redo-log', '-r', '-u', 'all', check=True)
+    assert u.stdout == r.stdout
+    assert [t for d, t, *_ in log_tree(u.stdout)] == ['all', 'sub/mid', 'sub/leaf']
+    assert sb.run('redo-log', '--unchanged', 'all', check=True).stdout == \
+        sb.run('redo-log', 'all', check=True).stdout
+
+
+def read_until(proc, text, timeout=20):
+    """What proc wrote to stdout until text appeared (it is still running)."""
+    import select
+    import time
+    out = b''
+    end = time.monotonic() + timeout
+    fd = proc.stdout.fileno()
+    while text.encode() not in out:
+        left = end - time.monotonic()
+        assert left > 0, 'timed out waiting for %r in %r' % (text, out)
+        if select.select([fd], [], [], min(left, 0.5))[0]:
+            data = os.read(fd, 65536)
+            assert data, 'ended before %r: %r' % (text, out)
+            out += data
+    return out
+
+
+def test_log_f_follows_a_running_build_until_it_ends(sb):
+    sb.write('x.do', 'echo "first line" >&2\n: >started\n'
+                     'i=0; while [ ! -e go ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\n'
+                     'echo "second line" >&2\nexit 3\n')
+    build = subprocess.Popen(['redo', 'x'], cwd=str(sb.path), env=sb.env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    follow = None
+    try:
+        end = time.monotonic() + 20
+        while not (sb.path / 'started').exists():
+            assert build.poll() is None and time.monotonic() < end
+            time.sleep(0.01)
+        follow = subprocess.Popen(['redo-log', '-f', 'x'], cwd=str(sb.path), env=sb.env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        seen = read_until(follow, 'first line')      # while it still runs
+        assert follow.poll() is None and build.poll() is None
+        assert b'second line' not in seen
+    finally:
+        sb.write('go', '')
+        build.wait(timeout=30)
+        if follow is not None:
+            out, err = follow.communicate(timeout=30)
+    assert build.returncode == 1
+    assert follow.returncode == 0, err
+    text = (seen + out).decode()
+    assert text.splitlines()[:3] == ['redo x (building)', '  first line', '  second line']
+    assert re.match(r'redo x \(FAILED, exit 3, \d+\.\d+s\)$', text.splitlines()[3]), text
+    assert len(text.splitlines()) == 4, text
+
+
+def test_log_f_without_a_running_build_shows_the_last_log(sb):
+    sb.write('x.do', 'echo "only line" >&2\necho x\n')
+    sb.redo('x', check=True)
+    r = sb.run('redo-log', '-f', 'x', timeout=20, check=True)
+    assert r.stdout == sb.run('redo-log', 'x', check=True).stdout
+    assert 'only line' in r.stdout
 
 
 # =============================================================================
