@@ -1431,6 +1431,53 @@ def test_example_clean_then_rebuild(example):
     assert (example.path / 'site' / 'about.html').exists()
 
 
+def readme_test_command():
+    block = README.read_text().split('\nOn a fresh machine\n', 1)[1].split('\nVendoring\n')[0]
+    return [l.strip() for l in block.splitlines() if l.startswith('    ')][1]
+
+
+FAKE_PYTHON = r"""#!/bin/sh
+# A python3 without pytest until pip installs it.  $1 is not used.
+s=%s
+case " $* " in
+  " -m pytest --version ") [ -e $s/installed ] && exit 0
+                           echo "python3: No module named pytest" >&2; exit 1 ;;
+  " -m pip install "*) printf '%%s\n' "$*" >>$s/pip
+                       case " $* " in *" %s "*) ;; *) echo "error: externally-managed-environment" >&2; exit 1 ;; esac
+                       : >$s/installed; exit 0 ;;
+  " -m pytest "*) [ -e $s/installed ] || { echo "python3: No module named pytest" >&2; exit 1; }
+                  printf '%%s\n' "$*" >$s/ran; exit 0 ;;
+esac
+echo "unexpected: $*" >&2; exit 99
+"""
+
+
+@pytest.mark.parametrize('pip', ['plain', 'externally-managed'])
+def test_readme_test_command_works_where_pytest_is_missing(sb, pip):
+    # On a fresh machine: pytest is installed with pip first (where the
+    # system's Python is externally managed, as Debian's, for this user).
+    state = sb.path / 'state'
+    state.mkdir()
+    fake = sb.path / 'fakebin'
+    fake.mkdir()
+    need = 'pytest' if pip == 'plain' else '--break-system-packages'
+    (fake / 'python3').write_text(FAKE_PYTHON % (state, need))
+    os.chmod(fake / 'python3', 0o755)
+    env = {'PATH': '%s:%s' % (fake, PLAIN_PATH)}
+    r = sb.run('sh', '-c', readme_test_command(), cwd=ROOT, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 'pytest' in (state / 'pip').read_text().split()
+    assert (state / 'ran').read_text().split() == ['-m', 'pytest', '-q', 't']
+    tries = (state / 'pip').read_text()
+    sb.run('sh', '-c', readme_test_command(), cwd=ROOT, env=env, check=True)
+    assert (state / 'pip').read_text() == tries        # installed: not again
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / '.ci' / 'run').read_text().splitlines()
+    assert ci[-1] == 'exec ' + readme_test_command(), ci[-1]
+
+
 def test_example_cleandead_after_a_page_is_deleted(example):
     (example.path / 'pages' / 'new.txt').write_text('New\nA new page.\n')
     example.redo()
