@@ -299,6 +299,24 @@ def bool_env(env, name, default):
         name, value, ', '.join(TRUE_WORDS), ', '.join(FALSE_WORDS)), EXIT_USAGE)
 
 
+def check_jobs(v, env):
+    """REDO_JOBS and -j N (v: parse_options' values), checked alike: the
+    same problem, the same words."""
+    for what, value in (('%s=%%s' % ENV_JOBS, env.get(ENV_JOBS) or None),
+                        ('-j %s', v.get('j', v.get('jobs')))):
+        if value is None:
+            continue
+        if value.startswith('-') and value[1:].isascii() and value[1:].isdigit():
+            problem = 'must be 0 or more'
+        elif not (value.isascii() and value.isdigit()):    # no ' 2', no 1_0
+            problem = 'not a number'
+        elif len(value.lstrip('0')) > 9 or int(value.lstrip('0') or '0') > MAX_JOBS:
+            problem = 'at most %d' % MAX_JOBS
+        else:
+            continue
+        raise Error('%s: %s' % (what % value, problem), EXIT_USAGE)
+
+
 def prog(cmd):
     """The name a command goes by in messages: redo, redo-ifchange, ..."""
     return 'redo' if cmd == 'redo' else 'redo-' + cmd
@@ -4217,23 +4235,6 @@ def build_options(cmd, args, env):
     if 'install' in v:
         raise Done(install(v['install'], bool(v.get('copy'))))
     return opts, targets
-
-
-def check_jobs(v, env):
-    """REDO_JOBS and -j N, checked alike: the same problem, the same words."""
-    for what, value in (('%s=%%s' % ENV_JOBS, env.get(ENV_JOBS) or None),
-                        ('-j %s', v.get('j', v.get('jobs')))):
-        if value is None:
-            continue
-        if value.startswith('-') and value[1:].isascii() and value[1:].isdigit():
-            problem = 'must be 0 or more'
-        elif not (value.isascii() and value.isdigit()):    # no ' 2', no 1_0
-            problem = 'not a number'
-        elif len(value.lstrip('0')) > 9 or int(value.lstrip('0') or '0') > MAX_JOBS:
-            problem = 'at most %d' % MAX_JOBS
-        else:
-            continue
-        raise Error('%s: %s' % (what % value, problem), EXIT_USAGE)
 
 
 def install(dest, copy):
