@@ -13,8 +13,8 @@ chmod 755 "$bin/redo.py.new"
 mv -f "$bin/redo.py.new" "$bin/redo.py"
 for c in redo redo-ifchange redo-ifcreate redo-always redo-stamp redo-recheck redo-ood \
          redo-targets redo-sources redo-whichdo redo-log redo-dot \
-         redo-affects redo-cleanup; do
+         redo-affects redo-cleanup redo-clean redo-cleandead redo-rebuild; do
     rm -f "$bin/$c"
     ln -s redo.py "$bin/$c"
 done
-echo "installed redo.py and 13 commands (redo, redo-ifchange, ...) in $bin"
+echo "installed redo.py and 17 commands (redo, redo-ifchange, ...) in $bin"

@@ -143,12 +143,15 @@ Commands (by program name, or as the first argument of redo.py):
   redo-ifcreate files     depend on the files not existing
   redo-always             rebuild the running target in every run
   redo-stamp <data        count as unchanged when the data is the same
-  redo-ood / redo-targets / redo-sources    list targets and sources
+  redo-ood / redo-targets / redo-sources [names]   list targets and sources
   redo-whichdo target     the .do files that could build target
-  redo-log [-r] [--trace FILE] targets  the stored stderr of the last build
+  redo-log [-r] [-f] [--trace FILE] targets  the stored stderr of the last build
   redo-dot [targets]      the dependency graph for Graphviz
   redo-affects files      the targets that depend on files
   redo-cleanup            remove redo's temporary, lock and log files
+  redo-clean [-n] [names]       remove what redo built, and its state
+  redo-cleandead [-n] [targets] remove what the targets no longer need
+  redo-rebuild [-n] [targets]   build the targets and all they need again
 
 Exit status: 0 success, 1 a build failed, 2 usage or other error,
 128+N killed by signal N.  Every command answers --help and --version.
@@ -215,7 +218,14 @@ ENV_NO_COLOR = 'NO_COLOR'
 ENV_MAKEFLAGS = 'MAKEFLAGS'
 ENV_SHUFFLE = 'REDO_SHUFFLE'      # 1: --shuffle
 ENV_OUTPUT = 'REDO_OUTPUT'        # lines, group or plain: as --output
+ENV_NO_PROGRESS = 'REDO_NO_PROGRESS'   # 1: --no-progress
+ENV_COLOR_FORCE = 'CLICOLOR_FORCE'     # 1: colour even where stderr is no terminal
 ENV_PYTHON = 'REDO_PYTHON'        # the interpreter the sh launcher starts
+
+# The words every boolean variable (REDO_KEEP_GOING, REDO_LOGS, ...) reads,
+# in any case; empty is the same as unset: the default.
+TRUE_WORDS = ('1', 'yes', 'true', 'on')
+FALSE_WORDS = ('0', 'no', 'false', 'off')
 
 # What redo passes to the .do scripts it runs (see the README).
 ENV_RUN = 'REDO_RUN'              # the coordinator's directory (fifo, bin/)
@@ -235,7 +245,11 @@ LOG_TMP_DIR = 'log'               # stderr, until the build ends: .redo/log/<nam
 
 COMMAND_NAMES = ('redo', 'ifchange', 'ifcreate', 'always', 'stamp', 'recheck', 'ood',
                  'targets', 'sources', 'whichdo', 'log', 'dot', 'affects',
-                 'cleanup')
+                 'cleanup', 'clean', 'cleandead', 'rebuild')
+# Commands that a first argument names only as redo-NAME (`./redo.py
+# redo-clean`): `./redo.py clean` builds the project's own clean.do, as
+# projects name targets so.
+PREFIXED_ONLY = ('clean', 'cleandead', 'rebuild')
 
 EXIT_OK = 0
 EXIT_FAILED = 1          # a target failed to build
@@ -266,6 +280,45 @@ def os_error(e):
     return Error('%s%s' % (where + ': ' if where else '', e.strerror or e))
 
 
+def _flag(env, name):
+    """A boolean variable: False unless it holds one of TRUE_WORDS."""
+    return bool_env(env, name, False)
+
+
+def bool_env(env, name, default):
+    """A boolean variable, read as every one is: TRUE_WORDS or FALSE_WORDS
+    in any case, unset or empty for the default; another word is an error
+    (a typo must not pass for "off")."""
+    value = env.get(name, '')
+    if not value:
+        return default
+    word = value.lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise Error('%s=%s: not a boolean: use %s or %s' % (
+        name, value, ', '.join(TRUE_WORDS), ', '.join(FALSE_WORDS)), EXIT_USAGE)
+
+
+def check_jobs(v, env):
+    """REDO_JOBS and -j N (v: parse_options' values), checked alike: the
+    same problem, the same words."""
+    for what, value in (('%s=%%s' % ENV_JOBS, env.get(ENV_JOBS) or None),
+                        ('-j %s', v.get('j', v.get('jobs')))):
+        if value is None:
+            continue
+        if value.startswith('-') and value[1:].isascii() and value[1:].isdigit():
+            problem = 'must be 0 or more'
+        elif not (value.isascii() and value.isdigit()):    # no ' 2', no 1_0
+            problem = 'not a number'
+        elif len(value.lstrip('0')) > 9 or int(value.lstrip('0') or '0') > MAX_JOBS:
+            problem = 'at most %d' % MAX_JOBS
+        else:
+            continue
+        raise Error('%s: %s' % (what % value, problem), EXIT_USAGE)
+
+
 def prog(cmd):
     """The name a command goes by in messages: redo, redo-ifchange, ..."""
     return 'redo' if cmd == 'redo' else 'redo-' + cmd
@@ -278,6 +331,18 @@ def quote(path):
     return repr(path)
 
 
+def wants_color(env, tty):
+    """Colour on a terminal that is not dumb, or anywhere with
+    CLICOLOR_FORCE (as ninja and others read it: set, and not a false
+    word); never with NO_COLOR set and not empty (no-color.org)."""
+    if env.get(ENV_NO_COLOR):
+        return False
+    force = env.get(ENV_COLOR_FORCE, '')
+    if force and force.lower() not in FALSE_WORDS:
+        return True
+    return tty and env.get('TERM', 'dumb') != 'dumb'
+
+
 class Term:
     """stderr, shared by everything that prints: the per-target lines, the
     .do scripts' own stderr, warnings, and the progress line, which is erased
@@ -287,8 +352,7 @@ class Term:
 
     def __init__(self, env, progress=True, fd=2, fallback=None):
         tty = os.isatty(fd)
-        self.color = (tty and ENV_NO_COLOR not in env
-                      and env.get('TERM', 'dumb') != 'dumb')
+        self.color = wants_color(env, tty)
         self.progress = progress and tty and env.get('TERM', 'dumb') != 'dumb'
         self.status = ''                 # the progress line now on screen
         self.lost = False                # writing to stderr failed
@@ -667,6 +731,23 @@ def rel_path(path, base):
     return os.path.relpath(path, base)
 
 
+def is_outside(path, cwd, top):
+    """Whether path is outside the project that cwd is in: not under cwd,
+    nor under top ($REDO_TOP_DIR), and sharing with cwd no more than its
+    first directory (/usr/include/stdio.h seen from /home/me/proj, or
+    from /usr/src/proj).  Such a path prints absolute: ../../../usr/...
+    says less, and changes with the directory it is seen from."""
+    for base in (cwd, top):
+        if base and (base == '/' or path == base or path.startswith(base + '/')):
+            return False
+    shared = 0
+    for a, b in zip(path.split('/')[1:], cwd.split('/')[1:]):
+        if a != b:
+            break
+        shared += 1
+    return shared < 2
+
+
 def state_key(name):
     """The name of a target's files in .redo: the target's own name, or, when
     that and a suffix would not fit in NAME_MAX (255 bytes), its start and a
@@ -995,7 +1076,7 @@ def stamp_of_data(data):
 #
 #   Format: redo.py/1            Dep: ../include/x.h
 #   Target: x.o                  Fingerprint: 1234:5678:100644:...:...
-#   Result: ok | failed          Identity: f644:3b6f...
+#   Result: ok | failed | marked Identity: f644:3b6f...
 #   Build: <unique id>
 #   Output: <fingerprint> <identity> | none     Ifcreate: config.local
 #   Previous: <fingerprint> <identity> of the target before this build
@@ -1176,6 +1257,11 @@ class Record:
 
 
 GARBLED = 'garbled'
+# The Result of a target built ok that redo-rebuild marked out of date: it
+# is built again when next asked for; until then its output is what its
+# last build made.  (A redo.py that does not know the word takes it for a
+# failed build: rebuilt too.)
+MARKED = 'marked'
 
 
 SUMMARY_CHUNK = 1000      # entries per marshal object in a summary
@@ -1522,7 +1608,12 @@ class Graph:
         self.summary_dirty.clear()
 
     def rel(self, path):
-        return rel_path(path, self.cwd)
+        """path as printed: relative to the current directory, or absolute
+        for a file outside the project (see is_outside)."""
+        cwd = self.cwd
+        if path.startswith(cwd) and path[len(cwd):len(cwd) + 1] == '/' or cwd == '/':
+            return rel_path(path, cwd)
+        return path if is_outside(path, cwd, self.top) else rel_path(path, cwd)
 
     def exists_memo(self, path):
         """For .do candidates: asked again and again, rarely changing; the
@@ -1554,7 +1645,7 @@ class Graph:
         Dep, lets an unchanged fingerprint skip the hash; when only the
         fingerprint moved, dep.fp is refreshed and True is returned second."""
         rec = self.record(n)
-        if rec is not None and rec.result == 'ok' and n.path not in self.modified:
+        if rec is not None and rec.result in ('ok', MARKED) and n.path not in self.modified:
             special = rec.identity_for_dependents()
             if special is not None:
                 return special, False
@@ -1608,6 +1699,8 @@ class Graph:
         if reason is MODIFIED:
             self.modified.add(n.path)
             return MODIFIED
+        if rec.result == MARKED:
+            return 'redo-rebuild marked it out of date'
         if rec.result != 'ok':
             return 'its last build failed'
         if reason is not None:
@@ -2412,10 +2505,7 @@ class Options:
         those of the environment."""
         jobs = v.get('j', v.get('jobs'))
         if jobs is not None:
-            if not (jobs.isascii() and jobs.isdigit()):
-                raise Error('redo: -j %s: not a number' % jobs, EXIT_USAGE)
-            if len(jobs.lstrip('0')) > 9 or int(jobs) > MAX_JOBS:
-                raise Error('redo: -j %s: at most %d' % (jobs, MAX_JOBS), EXIT_USAGE)
+            check_jobs(v, {})
             self.cli_jobs = int(jobs) or min(os.cpu_count() or 1, MAX_JOBS)
         self.keep_going |= bool(v.get('k') or v.get('keep-going'))
         self.xtrace = max(self.xtrace, v.get('x', 0))
@@ -2428,7 +2518,7 @@ class Options:
         if 'output' in v:
             self.output = v['output']
         if self.output not in ('', 'lines', 'group', 'plain'):
-            raise Error('redo: --output %s: must be lines, group or plain' % self.output, EXIT_USAGE)
+            raise Error('--output %s: must be lines, group or plain' % self.output, EXIT_USAGE)
         return self
 
     def export(self, env):
@@ -2441,17 +2531,15 @@ class Options:
                 env.pop(name, None)
 
 
-def _flag(env, name):
-    return env.get(name, '') not in ('', '0', 'no', 'false')
-
-
 def _int_env(env, name, default):
     value = env.get(name, '')
     if not value:
         return default
-    if value.startswith('-') and value[1:].isascii() and value[1:].isdigit():
+    if name == ENV_JOBS:
+        check_jobs({}, env)
+    elif value.startswith('-') and value[1:].isascii() and value[1:].isdigit():
         raise Error('%s=%s: must be 0 or more' % (name, value), EXIT_USAGE)
-    if not (value.isascii() and value.isdigit()):    # as -j: no ' 2', no 1_0
+    elif not (value.isascii() and value.isdigit()):    # as -j: no ' 2', no 1_0
         raise Error('%s=%s: not a number' % (name, value), EXIT_USAGE)
     digits = value.lstrip('0') or '0'     # int() refuses thousands of them
     n = int(digits) if len(digits) <= 9 else MAX_JOBS + 1
@@ -3686,7 +3774,10 @@ class Run(Graph):
             job.term.error('%s: --help, --version and --install come first' % prog(cmd))
             status = EXIT_USAGE
         except (Error, OSError) as e:
-            job.term.error(str(e if isinstance(e, Error) else os_error(e)))
+            msg = str(e if isinstance(e, Error) else os_error(e))
+            if not msg.startswith('redo'):
+                msg = '%s: %s' % (prog(cmd), msg)
+            job.term.line(job.term.paint(job.term.RED, msg))
             status = e.status if isinstance(e, Error) else EXIT_FAILED
         finally:
             job.calls -= 1
@@ -4080,15 +4171,21 @@ USAGE = {
     'always': 'redo-always',
     'stamp': 'redo-stamp <data',
     'recheck': 'redo-recheck [targets...]',
-    'ood': 'redo-ood',
-    'targets': 'redo-targets',
-    'sources': 'redo-sources',
+    'ood': 'redo-ood [targets or directories...]',
+    'targets': 'redo-targets [targets or directories...]',
+    'sources': 'redo-sources [targets or directories...]',
     'whichdo': 'redo-whichdo target',
-    'log': 'redo-log [-r] [--trace FILE] [targets...]',
+    'log': 'redo-log [-r] [-u] [-f] [--trace FILE] [targets...]',
     'dot': 'redo-dot [targets...]',
     'affects': 'redo-affects files...',
     'cleanup': 'redo-cleanup',
+    'clean': 'redo-clean [-n] [targets or directories...]',
+    'cleandead': 'redo-cleandead [-n] [targets...]',
+    'rebuild': 'redo-rebuild [-n] [options as redo] [targets...]',
 }
+
+SELECTION = ('\nNamed directories: the targets under them; named targets: those and,\n'
+             'recursively, the targets they depend on.')
 
 HELP = {
     'redo': 'Builds each target (default: all) now, whether or not it is up to date.',
@@ -4102,19 +4199,33 @@ HELP = {
     'recheck': 'Inside a build: what this run has checked or built of the targets and\n'
                'what they depend on (everything, with no targets) is checked again\n'
                'when next asked for.  Outside a build: does nothing.',
-    'ood': 'Lists the targets under this directory that are out of date.',
-    'targets': 'Lists the targets under this directory that redo has built.',
-    'sources': 'Lists the source files that targets under this directory depend on.',
+    'ood': 'Lists the targets under this directory that are out of date.' + SELECTION,
+    'targets': 'Lists the targets under this directory that redo has built.' + SELECTION,
+    'sources': 'Lists the source files that targets under this directory depend on.'
+               + SELECTION,
     'whichdo': 'Prints the .do files that could build target, in search order, ending\n'
                'with the one that exists (exit 0), or all of them (exit 1).',
-    'log': 'Prints the stderr kept from the last build of each target; -r also that\n'
-           'of what it depended on, as a tree; --trace FILE writes the last run as\n'
-           'Chrome trace-event JSON (open it in Perfetto or chrome://tracing).',
+    'log': 'Prints the stderr kept from the last build of each target (default: all);\n'
+           '-r also that of what it depended on, as a tree (-u, apenwarr\'s "unchanged\n'
+           'too", changes nothing: -r shows them all); -f follows a build of the target\n'
+           'that is running until it ends; --trace FILE writes the last run as Chrome\n'
+           'trace-event JSON (open it in Perfetto or chrome://tracing).',
     'dot': 'Prints the dependency graph in Graphviz dot: targets as boxes, sources\n'
            'as ellipses, out-of-date targets in red.',
     'affects': 'Lists the targets that would be rebuilt if these files changed or were created.',
     'cleanup': 'Removes redo\'s temporary, lock and log files under this directory\n'
                '(never targets, sources or the state of what was built).',
+    'clean': 'Removes the targets redo built under this directory (or the named\n'
+             'directories), and their state, so that the next build makes them\n'
+             'anew; a named target alone.  Never a source, a file redo did not\n'
+             'build, or a target modified by hand.  -n, --dry-run: list them only.',
+    'cleandead': 'Removes the targets under this directory, and their state, that\n'
+                 'the targets (default: all) no longer need: those their .do files\n'
+                 'stopped asking for.  -n, --dry-run: list them only.',
+    'rebuild': 'Builds the targets (default: all) and every target they depend on\n'
+               'again, up to date or not, without removing them first (make -B):\n'
+               'marks them out of date, then builds as redo-ifchange.  -n, --dry-run:\n'
+               'list them only.',
 }
 
 BUILD_OPTIONS = """Options:
@@ -4138,6 +4249,8 @@ def usage(cmd):
     text = 'usage: %s\n\n%s\n' % (USAGE[cmd], HELP[cmd])
     if cmd in ('redo', 'ifchange'):
         text += '\n' + BUILD_OPTIONS
+    elif cmd == 'rebuild':
+        text += '\n' + BUILD_OPTIONS.split('  --install')[0]
     return text + '\nredo.py %s, MIT licence.  See the README for more.\n' % VERSION
 
 
@@ -4198,6 +4311,11 @@ class Done(Exception):
     """--help or --version: print the text, exit 0."""
 
 
+def usage_error(cmd):
+    """The error for operands a command cannot take."""
+    return Error('%s: usage: %s' % (prog(cmd), USAGE[cmd]), EXIT_USAGE)
+
+
 BUILD_FLAGS = {'j': True, 'jobs': True, 'k': False, 'keep-going': False,
                'x': False, 'v': False, 'd': False, 'debug': False,
                'explain': False, 's': False, 'silent': False, 'no-progress': False,
@@ -4205,12 +4323,13 @@ BUILD_FLAGS = {'j': True, 'jobs': True, 'k': False, 'keep-going': False,
 
 
 def build_options(cmd, args, env):
-    opts = Options(env)
-    targets, v = parse_options(cmd, args, opts, BUILD_FLAGS)
-    opts.apply(v)
+    targets, v = parse_options(cmd, args, None, BUILD_FLAGS)
+    check_jobs(v, env)
+    opts = Options(env).apply(v)
+    opts.logs = bool_env(env, ENV_LOGS, True)
     # With REDO_LOGS=0 the scripts write to the terminal themselves, where a
     # progress line would mix into their text.
-    opts.progress = not v.get('no-progress') and opts.logs
+    opts.progress = not v.get('no-progress') and not _flag(env, ENV_NO_PROGRESS) and opts.logs
     if 'install' in v:
         raise Done(install(v['install'], bool(v.get('copy'))))
     return opts, targets
@@ -4348,18 +4467,60 @@ def is_known_target(g, path, rec):
     return g.why_modified(g.node(path), rec) is not MODIFIED
 
 
+def reachable_records(g, roots):
+    """Yields (path, Record) of each of the roots that has state and of
+    every target they depend on, recursively, each once: depth first, in
+    the order the .do files asked for them."""
+    seen = set()
+    stack = list(reversed(roots))
+    while stack:
+        path = stack.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        rec = g.record(g.node(path))
+        if rec is None:
+            continue
+        yield path, rec
+        d = os.path.dirname(path)
+        stack.extend(abs_path(d, dep.name) for dep in reversed(rec.deps) if dep.kind == 'Dep')
+
+
+def select_records(g, names):
+    """Yields (path, Record) of the targets that names select, each once: a
+    target, it and what it depends on (reachable_records); a directory,
+    every target under it; no names, every target under the current
+    directory.  A name that is neither selects nothing."""
+    if not names:
+        yield from walk_records(g.cwd)
+        return
+    seen = set()
+    for name in names:
+        path = abs_path(g.cwd, name)
+        if g.record(g.node(path)) is not None:
+            found = reachable_records(g, [path])
+        elif os.path.isdir(path):
+            found = walk_records(path)
+        else:
+            continue
+        for p, rec in found:
+            if p not in seen:
+                seen.add(p)
+                yield p, rec
+
+
 def cmd_targets(args, env):
-    parse_options('targets', args, None, {})
+    names, _ = parse_options('targets', args, None, {})
     g = Graph(env, getcwd())
-    print_paths(g.rel(p) for p, rec in walk_records(g.cwd) if is_known_target(g, p, rec))
+    print_paths(g.rel(p) for p, rec in select_records(g, names) if is_known_target(g, p, rec))
     return EXIT_OK
 
 
 def cmd_sources(args, env):
-    parse_options('sources', args, None, {})
+    names, _ = parse_options('sources', args, None, {})
     g = Graph(env, getcwd())
     found = set()
-    for p, rec in walk_records(g.cwd):
+    for p, rec in select_records(g, names):
         d = os.path.dirname(p)
         for dep in rec.deps:
             if dep.kind == 'Dep':
@@ -4375,9 +4536,9 @@ def cmd_sources(args, env):
 
 
 def cmd_ood(args, env):
-    parse_options('ood', args, None, {})
+    names, _ = parse_options('ood', args, None, {})
     g = Graph(env, getcwd())
-    print_paths(g.rel(p) for p, rec in walk_records(g.cwd)
+    print_paths(g.rel(p) for p, rec in select_records(g, names)
                 if g.why_static(g.node(p)) is not None)
     return EXIT_OK
 
@@ -4385,7 +4546,7 @@ def cmd_ood(args, env):
 def cmd_whichdo(args, env):
     names, _ = parse_options('whichdo', args, None, {})
     if len(names) != 1:
-        raise Error('usage: ' + USAGE['whichdo'], EXIT_USAGE)
+        raise usage_error('whichdo')
     if not names[0]:
         raise Error('redo-whichdo: an empty target name', EXIT_USAGE)
     g = Graph(env, getcwd())
@@ -4401,6 +4562,8 @@ def cmd_whichdo(args, env):
 
 def cmd_affects(args, env):
     files, _ = parse_options('affects', args, None, {})
+    if not files:
+        raise usage_error('affects')
     g = Graph(env, getcwd())
     users = {}
     for p, rec in walk_records(g.cwd):
@@ -4517,45 +4680,369 @@ def pid_alive(text):
     return True
 
 
+# -- redo-clean, redo-cleandead, redo-rebuild -------------------------------
+# Each takes every target's lock while it changes the target's files or
+# state, as redo-cleanup does: a target being built (its lock held) is left
+# alone, and a build that starts meanwhile waits.
+
+DRY_RUN = {'n': False, 'dry-run': False}
+
+
+def cmd_clean(args, env):
+    names, v = parse_options('clean', args, None, DRY_RUN)
+    g = Graph(env, getcwd())
+    todo = []
+    for name in names:
+        path = abs_path(g.cwd, name)
+        rec = g.record(g.node(path))
+        if rec is not None:
+            todo.append((path, rec))
+        elif os.path.isdir(path):
+            todo.extend(walk_records(path))
+        else:
+            raise Error('redo-clean: %s: neither a target redo built nor a directory'
+                        % quote(name), EXIT_USAGE)
+    if not names:
+        todo = walk_records(g.cwd)
+    return remove_targets(g, 'clean', todo, v)
+
+
+def cmd_cleandead(args, env):
+    names, v = parse_options('cleandead', args, None, DRY_RUN)
+    g = Graph(env, getcwd())
+    roots = [abs_path(g.cwd, n) for n in names or ['all']]
+    for path in roots:
+        if g.record(g.node(path)) is None:
+            raise Error('redo-cleandead: %s: redo has no record of building it'
+                        % quote(g.rel(path)))
+    live = set()
+    for path, rec in reachable_records(g, roots):
+        if rec.result == GARBLED:
+            # What it depends on is unknown: anything could be.
+            raise Error('redo-cleandead: %s: its state file cannot be read (build it first)'
+                        % quote(g.rel(path)))
+        live.add(path)
+    return remove_targets(g, 'cleandead',
+                          [(p, rec) for p, rec in walk_records(g.cwd) if p not in live], v)
+
+
+def remove_targets(g, cmd, todo, v):
+    """Removes each target of todo [(path, Record)] and its state, or with
+    -n lists them; keeps those that are sources now (modified by hand, or no
+    .do builds them any more), saying so."""
+    dry = v.get('n') or v.get('dry-run')
+    listed = []
+    dirs = set()
+    seen = set()
+    for path, rec in todo:
+        if path in seen:
+            continue
+        seen.add(path)
+        why = why_kept(g, path, rec)
+        if why is not None:
+            sys.stderr.write('%s: keeping %s: %s\n' % (prog(cmd), quote(g.rel(path)), KEPT[why]))
+        if why is MODIFIED:
+            continue
+        if dry:
+            if why is None:
+                listed.append(g.rel(path))
+        elif remove_target(path, rec, why is None):
+            dirs.add(os.path.dirname(path))
+    for d in sorted(dirs):
+        tidy_state_dir(os.path.join(d, STATE_DIR))
+    print_paths(listed)
+    return EXIT_OK
+
+
+KEPT = {MODIFIED: MODIFIED + ' (remove it by hand, and redo builds it again)',
+        NO_DO: NO_DO + ': a source from now on'}
+
+
+def why_kept(g, path, rec):
+    """Why redo-clean keeps the file of the target at path, a source now,
+    or None.  MODIFIED (by hand): its state stays too, as redo's memory of
+    the edit; NO_DO: its state goes, as a build would remove it (SPEC §3).
+    A garbled state counts as redo's: a build would overwrite the file."""
+    if rec.result == GARBLED:
+        return None
+    n = g.node(path)
+    if g.why_modified(n, rec) is MODIFIED:
+        return MODIFIED
+    if g.find_do(path) is None and exists(path):
+        return NO_DO
+    return None
+
+
+def remove_target(path, rec, with_file=True):
+    """Removes the state, log and temporaries of the target at path, and
+    its file unless with_file is false, holding its lock; False if a build
+    holds it, or its state changed since rec was read (a build just ended:
+    it stays)."""
+    lock = state_file(path, LOCK_SUFFIX)
+    fd = try_lock(lock)
+    if fd is None:
+        return False
+    try:
+        fresh = read_record(path)
+        if fresh is None or fresh.result != rec.result or fresh.build != rec.build:
+            return False
+        try:
+            if with_file:
+                unlink_quiet(path)
+        except OSError as e:
+            raise Error('cannot remove %s: %s' % (quote(path), e.strerror))
+        for p in (state_file(path, STATE_SUFFIX), state_file(path, LOG_SUFFIX),
+                  tmp3_path(path), tmp_file(path, TMP3_DIR), tmp_file(path, STDOUT_DIR),
+                  tmp_file(path, LOG_TMP_DIR), lock):
+            discard(p)
+        return True
+    finally:
+        os.close(fd)
+
+
+def try_lock(path):
+    """An fd holding the lock file path (made if need be), or None if a
+    build holds it.  A lock file that redo-cleanup removed meanwhile is no
+    longer the lock: taken again (as Run.take_lock does)."""
+    import fcntl
+    for _ in range(100):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o666)
+        except OSError as e:
+            raise Error('cannot open the lock %s: %s' % (quote(path), e.strerror))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except OSError as e:
+            os.close(fd)
+            raise Error('cannot lock %s: %s' % (quote(path), e.strerror))
+        st = os.fstat(fd)
+        now = lstat_or_none(path)
+        if now is not None and (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev):
+            return fd
+        os.close(fd)
+    raise Error('cannot lock %s: it is replaced again and again' % quote(path))
+
+
+def tidy_state_dir(sd):
+    """Removes sd (a .redo) once no target has state in it: its summary
+    and empty work directories go first.  Anything else there (a lock
+    held, .redo/top) keeps it."""
+    try:
+        names = os.listdir(sd)
+    except OSError:
+        return
+    if any(name.endswith(STATE_SUFFIX) for name in names):
+        return
+    discard(os.path.join(sd, SUMMARY))
+    for kind in (TMP3_DIR, STDOUT_DIR, LOG_TMP_DIR):
+        try:
+            os.rmdir(os.path.join(sd, kind))
+        except OSError:
+            pass
+    try:
+        os.rmdir(sd)
+    except OSError:
+        pass
+
+
+def cmd_rebuild(args, env):
+    names, v = parse_options('rebuild', args, None,
+                             dict(DRY_RUN, **{k: f for k, f in BUILD_FLAGS.items()
+                                              if k not in ('install', 'copy')}))
+    if coordinator_dir(env) is not None:
+        # The running redo holds what it has checked: a mark it does not
+        # read could be written over.
+        raise Error('redo-rebuild: cannot run inside a build (there, `redo TARGET` '
+                    'builds the target again)', EXIT_USAGE)
+    g = Graph(env, getcwd())
+    roots = [abs_path(g.cwd, n) for n in names or ['all']]
+    todo = [(p, rec) for p, rec in reachable_records(g, roots)
+            if rec.result == GARBLED or g.why_modified(g.node(p), rec) is not MODIFIED]
+    if v.get('n') or v.get('dry-run'):
+        print_paths(g.rel(p) for p, rec in todo)
+        return EXIT_OK
+    unsynced = None if _flag(env, ENV_NO_SYNC) else []
+    for path, rec in todo:
+        if rec.result == 'ok':
+            mark_out_of_date(path, rec, unsynced)
+    if unsynced:
+        fsync_all(unsynced)
+    return cmd_redo(args if names else args + ['all'], env, 'rebuild')
+
+
+def mark_out_of_date(path, rec, unsynced):
+    """Writes the state of the target at path as MARKED, holding its lock,
+    unless a build holds it or its state changed since rec was read."""
+    fd = try_lock(state_file(path, LOCK_SUFFIX))
+    if fd is None:
+        return
+    try:
+        fresh = read_record(path)
+        if fresh is not None and fresh.result == 'ok' and fresh.build == rec.build:
+            fresh.result = MARKED
+            write_record(path, fresh, unsynced)
+    finally:
+        os.close(fd)
+
+
+LOG_FLAGS = {'r': False, 'recursive': False, 'u': False, 'unchanged': False,
+             'f': False, 'follow': False, 'trace': True}
+
+
 def cmd_log(args, env):
-    names, v = parse_options('log', args, None, {'r': False, 'trace': True})
+    # -u: apenwarr's redo-log shows the dependencies that were not rebuilt
+    # only with it; this one shows them always, so it changes nothing.
+    names, v = parse_options('log', args, None, LOG_FLAGS)
     g = Graph(env, getcwd())
     if 'trace' in v:
         return write_trace(g, v['trace'])
     if not names:
         names = ['all']
+    recursive = v.get('r') or v.get('recursive')
+    follow = v.get('f') or v.get('follow')
     out = std_stream('stdout')
     seen = set()
     stack = [(abs_path(g.cwd, n), 0) for n in reversed(names)]
     status = EXIT_OK
     while stack:
         path, depth = stack.pop()
+        if depth == 0 and follow and path not in seen and lock_held(path):
+            follow_log(g, path, out)
+            seen.add(path)
+            rec = read_record(path)
+            if recursive and rec is not None:
+                d = os.path.dirname(path)
+                stack.extend((abs_path(d, dep.name), 1) for dep in reversed(rec.deps)
+                             if dep.kind == 'Dep')
+            continue
         rec = g.record(g.node(path))
         if rec is None:
+            why = why_no_log(g, path)
             if depth == 0:
-                g_err = '%s: redo has no record of building it' % quote(g.rel(path))
-                sys.stderr.write('redo-log: %s\n' % g_err)
+                sys.stderr.write('redo-log: %s: %s\n' % (quote(g.rel(path)), why))
                 status = EXIT_FAILED
+            elif not exists(path) and path not in seen:
+                seen.add(path)        # redo's word on a dependency it could not build
+                out.write(('%sredo %s (not built: %s)\n' % ('  ' * depth, g.rel(path), why))
+                          .encode('utf-8', 'surrogateescape'))
             continue
         if path in seen:
             continue
         seen.add(path)
         indent = '  ' * depth
-        head = '%sredo %s (%s, %s, %.3fs)\n' % (
-            indent, g.rel(path), 'ok' if rec.result == 'ok' else 'FAILED',
-            'exit %d' % rec.exit if rec.exit >= 0 else 'killed by signal %d' % -rec.exit,
-            rec.seconds)
-        out.write(head.encode('utf-8', 'surrogateescape'))
+        out.write((indent + log_head(g, path, rec)).encode('utf-8', 'surrogateescape'))
         log = read_bytes_or_none(state_file(path, LOG_SUFFIX)) or b''
         for line in log.splitlines():
             out.write(indent.encode() + b'  ' + line + b'\n')
-        if 'r' in v:
+        if recursive:
             d = os.path.dirname(path)
             for dep in reversed(rec.deps):
                 if dep.kind == 'Dep':
                     stack.append((abs_path(d, dep.name), depth + 1))
     out.flush()
     return status
+
+
+def log_head(g, path, rec):
+    """The line that heads a target's log: its last build's result."""
+    return 'redo %s (%s, %s, %.3fs)\n' % (
+        g.rel(path), 'ok' if rec.result in ('ok', MARKED) else 'FAILED',
+        'exit %d' % rec.exit if rec.exit >= 0 else 'killed by signal %d' % -rec.exit,
+        rec.seconds)
+
+
+def why_no_log(g, path):
+    """Why the file at path, which has no state, has no log: redo's own
+    message when it could not build it."""
+    if exists(path):
+        return 'a source file: redo does not build it'
+    if g.find_do(path) is None:
+        return 'no .do file to build it, and it does not exist'
+    return 'redo has not built it yet'
+
+
+def lock_held(path):
+    """Whether a build holds the lock of the target at path.  Told by a
+    shared lock taken for an instant: a build that tries to start just then
+    waits for its next try (50 ms)."""
+    import fcntl
+    try:
+        fd = os.open(state_file(path, LOCK_SUFFIX), os.O_RDONLY | os.O_NONBLOCK)
+    except (OSError, ValueError):
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
+
+
+def follow_log(g, path, out):
+    """redo-log -f: prints the stderr of the running build of path as it
+    comes (it goes to .redo/log/NAME, which becomes NAME.log when the
+    build ends), until its lock is released; then the line of its result."""
+    import time
+    before = read_record(path)
+    since = time.time()
+    out.write(('redo %s (building)\n' % g.rel(path)).encode('utf-8', 'surrogateescape'))
+    out.flush()
+    live = tmp_file(path, LOG_TMP_DIR)
+    fd = None                     # the log being written, once seen
+    seen_log = None               # its (dev, inode)
+    part = [b'']                  # a line not ended yet
+    def show(data, final=False):
+        lines = (part[0] + data).split(b'\n')
+        part[0] = lines.pop()
+        if final and part[0]:
+            lines.append(part[0])
+        for line in lines:
+            out.write(b'  ' + line + b'\n')
+        out.flush()
+    while True:
+        running = lock_held(path)
+        st = lstat_or_none(live)
+        if st is not None and (st.st_dev, st.st_ino) != seen_log:
+            # A new log: the one this build writes (a killed run's is
+            # removed when the .do starts, and a new one made).
+            try:
+                new = os.open(live, os.O_RDONLY | os.O_NONBLOCK)
+            except OSError:
+                new = None
+            if new is not None:
+                if fd is not None:
+                    os.close(fd)
+                fd, seen_log = new, (st.st_dev, st.st_ino)
+        if fd is not None:
+            while True:
+                data = os.read(fd, 65536)
+                if not data:
+                    break
+                show(data)
+        if not running:
+            break
+        time.sleep(0.1)
+    if fd is not None:
+        os.close(fd)
+    else:
+        # Its stderr came and went between two looks.
+        st = lstat_or_none(state_file(path, LOG_SUFFIX))
+        if st is not None and st.st_mtime >= since:
+            show(read_bytes_or_none(state_file(path, LOG_SUFFIX)) or b'')
+    show(b'', final=True)
+    rec = read_record(path)
+    if rec is None or rec.result == GARBLED or before is not None and \
+            (rec.run, rec.started) == (before.run, before.started):
+        out.write(('redo %s (interrupted)\n' % g.rel(path)).encode('utf-8', 'surrogateescape'))
+    else:
+        out.write(log_head(g, path, rec).encode('utf-8', 'surrogateescape'))
+    out.flush()
 
 
 def write_trace(g, dest):
@@ -4659,14 +5146,16 @@ COMMANDS = {
     'always': cmd_always, 'stamp': cmd_stamp, 'recheck': cmd_recheck, 'ood': cmd_ood,
     'targets': cmd_targets, 'sources': cmd_sources, 'whichdo': cmd_whichdo,
     'log': cmd_log, 'dot': cmd_dot, 'affects': cmd_affects,
-    'cleanup': cmd_cleanup,
+    'cleanup': cmd_cleanup, 'clean': cmd_clean, 'cleandead': cmd_cleandead,
+    'rebuild': cmd_rebuild,
 }
 
 
 def command_of(argv):
     """(command, args) from the program name, or from the first argument
     when started as redo.py (or any name but redo and redo-*): for the
-    command `redo` every argument is a target, even one named `sources`."""
+    command `redo` every argument is a target, even one named `sources`.
+    `clean` and the like are targets too (PREFIXED_ONLY)."""
     name = os.path.basename(argv[0])
     if name.startswith('redo-') and name[5:] in COMMANDS:
         return name[5:], argv[1:]
@@ -4674,9 +5163,21 @@ def command_of(argv):
         first = argv[1]
         if first.startswith('redo-') and first[5:] in COMMANDS:
             return first[5:], argv[2:]
-        if first in COMMANDS:
+        if first in COMMANDS and first not in PREFIXED_ONLY:
             return first, argv[2:]
     return 'redo', argv[1:]
+
+
+def error_line(cmd, e):
+    """An error as main prints it: one line that starts with the name of
+    the command, whichever part of redo raised it."""
+    msg = str(e)
+    name = prog(cmd)
+    if msg.startswith('redo: '):          # Options.apply's
+        msg = msg[len('redo: '):]
+    if not msg.startswith(name + ': '):
+        msg = '%s: %s' % (name, msg)
+    return msg + '\n'
 
 
 def _exit_on_signal(signum, frame):
@@ -4696,20 +5197,18 @@ def main(argv):
         try:
             std_stream('stdout').write(str(d).encode())
         except Error as e:
-            sys.stderr.write('redo: %s\n' % e)
+            sys.stderr.write(error_line(cmd, e))
             return e.status
         return EXIT_OK
     except Error as e:
-        msg = str(e)
-        sys.stderr.write(msg if msg.startswith('redo') else 'redo: ' + msg)
-        sys.stderr.write('\n')
+        sys.stderr.write(error_line(cmd, e))
         return e.status
     except BrokenPipeError:
         # The reader went away (`redo-targets | head`): not worth a word.
         os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
         return EXIT_FAILED
     except OSError as e:
-        sys.stderr.write('redo: %s\n' % os_error(e))
+        sys.stderr.write(error_line(cmd, os_error(e)))
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_SIGNAL + 2

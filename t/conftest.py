@@ -13,7 +13,7 @@ REDO_PY = ROOT / 'redo.py'
 COMMANDS = ['redo', 'redo-ifchange', 'redo-ifcreate', 'redo-always',
             'redo-stamp', 'redo-recheck', 'redo-ood', 'redo-targets', 'redo-sources',
             'redo-whichdo', 'redo-log', 'redo-dot', 'redo-affects',
-            'redo-cleanup']
+            'redo-cleanup', 'redo-clean', 'redo-cleandead', 'redo-rebuild']
 
 
 @pytest.fixture(scope='session')

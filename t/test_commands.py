@@ -610,6 +610,139 @@ def test_unknown_option_is_a_usage_error(sb, cmd):
     assert len(lines(p.stderr)) == 1, p.stderr
 
 
+USAGE_ERRORS = [
+    ('redo', '-j', 'x'), ('redo', '-j', '-1'), ('redo-ifchange', '--bogus'),
+    ('redo-ifchange', '-j'), ('redo', ''), ('redo-whichdo',), ('redo-whichdo', 'a', 'b'),
+    ('redo-affects',), ('redo-log', '--trace'), ('redo-ifcreate', 'x'), ('redo-always',),
+    ('redo-targets', '-z'), ('redo-clean', '-z'), ('redo-cleandead', '--bogus'),
+    ('redo-rebuild', '--install', 'x'),
+]
+
+
+@pytest.mark.parametrize('args', USAGE_ERRORS, ids=' '.join)
+def test_every_usage_error_starts_with_the_command_name(sb, args):
+    p = sb.run(*args)
+    no_traceback_anywhere(p)
+    assert p.returncode == 2, p.stderr
+    assert len(lines(p.stderr)) == 1, p.stderr
+    assert p.stderr.startswith(args[0] + ': '), p.stderr
+    assert not p.stderr.startswith(args[0] + ': redo'), p.stderr
+
+
+def test_usage_errors_of_redo_py_name_the_command_chosen(sb):
+    shutil.copy(REDO_PY, sb.path / 'redo.py')
+    p = sb.run('./redo.py', 'whichdo')
+    assert p.returncode == 2
+    assert p.stderr.startswith('redo-whichdo: '), p.stderr
+
+
+def test_affects_without_a_file_is_a_usage_error(sb):
+    small_tree(sb)
+    sb.redo('all', check=True)
+    p = sb.run('redo-affects')
+    assert p.returncode == 2 and p.stdout == ''
+    assert lines(p.stderr) == ['redo-affects: usage: redo-affects files...']
+
+
+# ---------------------------------------------------------------------------
+# redo-ood, redo-targets, redo-sources with arguments
+# ---------------------------------------------------------------------------
+
+def listing_tree(sb):
+    """all -> (a -> src, sub/x -> sub/s); lone -> lone.src; sub/y alone."""
+    for name in ('src', 'sub/s', 'lone.src', 'sub/t'):
+        sb.write(name, name + '\n')
+    sb.write('all.do', 'redo-ifchange a sub/x\n')
+    sb.write('a.do', 'redo-ifchange src\ncat src\n')
+    sb.write('sub/x.do', 'redo-ifchange s\ncat s\n')
+    sb.write('sub/y.do', 'redo-ifchange t\ncat t\n')
+    sb.write('lone.do', 'redo-ifchange lone.src\ncat lone.src\n')
+    sb.redo('all', 'lone', 'sub/y', check=True)
+
+
+def test_targets_with_arguments_lists_those_and_what_they_need(sb):
+    listing_tree(sb)
+    assert lines(sb.run('redo-targets', check=True).stdout) == \
+        ['a', 'all', 'lone', 'sub/x', 'sub/y']
+    assert lines(sb.run('redo-targets', 'all', check=True).stdout) == ['all', 'a', 'sub/x']
+    assert lines(sb.run('redo-targets', 'sub', check=True).stdout) == ['sub/x', 'sub/y']
+    assert lines(sb.run('redo-targets', 'lone', 'sub', 'a', check=True).stdout) == \
+        ['lone', 'sub/x', 'sub/y', 'a']
+    assert lines(sb.run('redo-targets', 'src', 'nothing', check=True).stdout) == []
+    p = sb.run('redo-targets', '../all', cwd=sb.path / 'sub', check=True)
+    assert lines(p.stdout) == ['../all', '../a', 'x']
+
+
+def test_sources_with_arguments_lists_what_those_targets_are_built_from(sb):
+    listing_tree(sb)
+    assert lines(sb.run('redo-sources', 'all', check=True).stdout) == \
+        ['a.do', 'all.do', 'src', 'sub/s', 'sub/x.do']
+    assert lines(sb.run('redo-sources', 'sub', check=True).stdout) == \
+        ['sub/s', 'sub/t', 'sub/x.do', 'sub/y.do']
+    assert lines(sb.run('redo-sources', 'lone', check=True).stdout) == ['lone.do', 'lone.src']
+
+
+def test_ood_with_arguments_lists_the_out_of_date_among_those(sb):
+    listing_tree(sb)
+    sb.write('sub/s', 'changed\n')
+    sb.write('lone.src', 'changed\n')
+    assert lines(sb.run('redo-ood', check=True).stdout) == ['all', 'lone', 'sub/x']
+    assert lines(sb.run('redo-ood', 'all', check=True).stdout) == ['all', 'sub/x']
+    assert lines(sb.run('redo-ood', 'a', check=True).stdout) == []
+    assert lines(sb.run('redo-ood', 'sub', check=True).stdout) == ['sub/x']
+    assert lines(sb.run('redo-ood', 'x', cwd=sb.path / 'sub', check=True).stdout) == ['x']
+
+
+# ---------------------------------------------------------------------------
+# Files outside the project print as absolute paths
+# ---------------------------------------------------------------------------
+
+@pytest.fixture
+def outside():
+    """A directory that shares no more than its first directory with the
+    sandbox (/tmp, where pytest makes both)."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix='redo-outside-', dir='/tmp')
+    yield d
+    shutil.rmtree(d)
+
+
+def test_files_outside_the_project_print_as_absolute_paths(sb, outside):
+    h = os.path.join(outside, 'stdio.h')
+    with open(h, 'w') as f:
+        f.write('int x;\n')
+    sb.write('sub/x.do', 'redo-ifchange %s ../inside.h\ncat %s\n' % (h, h))
+    sb.write('inside.h', '\n')
+    sb.redo('sub/x', check=True)
+    assert lines(sb.run('redo-sources', check=True).stdout) == \
+        sorted([h, 'inside.h', 'sub/x.do'])
+    p = sb.run('redo-sources', cwd=sb.path / 'sub', check=True)
+    assert lines(p.stdout) == sorted([h, '../inside.h', 'x.do'])
+    assert ('x', h) in dot_edges(sb.run('redo-dot', cwd=sb.path / 'sub', check=True).stdout)
+    assert ('sub/x', h) in dot_edges(sb.run('redo-dot', check=True).stdout)
+    assert lines(sb.run('redo-affects', h, cwd=sb.path / 'sub', check=True).stdout) == ['x']
+    with open(h, 'w') as f:
+        f.write('int y;\n')
+    p = sb.run('redo-ifchange', '-d', 'x', cwd=sb.path / 'sub', check=True)
+    assert 'x: out of date: %s changed' % h in p.stderr, p.stderr
+    assert '..' not in p.stderr
+
+
+def test_files_under_redo_top_dir_stay_relative(sb, outside):
+    # REDO_TOP_DIR says where the project is: what is under it is inside.
+    top = os.path.commonpath([outside, str(sb.path)])
+    if top == '/':
+        pytest.skip('the sandbox is not under /tmp')
+    h = os.path.join(outside, 'h')
+    with open(h, 'w') as f:
+        f.write('h\n')
+    sb.write('x.do', 'redo-ifchange %s\n' % h)
+    sb.redo('x', check=True)
+    assert lines(sb.run('redo-sources', check=True).stdout) == [h, 'x.do']
+    p = sb.run('redo-sources', env={'REDO_TOP_DIR': top}, check=True)
+    assert lines(p.stdout) == [os.path.relpath(h, str(sb.path)), 'x.do']
+
+
 GATED = ('echo start >>runs; : >started\n'
          'i=0; while [ ! -e go ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\n'
          'echo end >>runs\n')

@@ -348,6 +348,116 @@ def test_no_color_on_a_terminal(sb):
     assert not SGR.search(plain), repr(plain)
 
 
+def colour_env(sb, **extra):
+    env = {k: v for k, v in sb.env.items() if k not in ('NO_COLOR', 'CLICOLOR_FORCE')}
+    env['TERM'] = 'xterm'
+    env.update(extra)
+    return env
+
+
+def test_no_color_set_but_empty_allows_colour(sb):
+    # no-color.org: only a NO_COLOR that is set and not empty turns it off.
+    sb.write('x.do', 'echo x\n')
+    sb.write('bad.do', 'exit 1\n')
+    if not SGR.search(run_on_tty(sb, ['redo', '--no-progress', 'x', 'bad'], colour_env(sb))):
+        pytest.skip('no colour on a terminal at all')
+    out = run_on_tty(sb, ['redo', '--no-progress', 'x', 'bad'], colour_env(sb, NO_COLOR=''))
+    assert SGR.search(out), repr(out)
+
+
+def test_clicolor_force_gives_colour_where_stderr_is_not_a_terminal(sb):
+    sb.write('bad.do', 'exit 1\n')
+    p = subprocess.run(['redo', 'bad'], cwd=str(sb.path), env=colour_env(sb, CLICOLOR_FORCE='1'),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert SGR.search(p.stderr), repr(p.stderr)
+    for env in ({'CLICOLOR_FORCE': '0'}, {'CLICOLOR_FORCE': ''},
+                {'CLICOLOR_FORCE': '1', 'NO_COLOR': '1'}, {}):
+        p = subprocess.run(['redo', 'bad'], cwd=str(sb.path), env=colour_env(sb, **env),
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 1 and 'bad' in p.stderr
+        assert not SGR.search(p.stderr), (env, p.stderr)
+
+
+def test_clicolor_force_on_a_dumb_terminal_too(sb):
+    sb.write('bad.do', 'exit 1\n')
+    out = run_on_tty(sb, ['redo', '--no-progress', 'bad'],
+                     colour_env(sb, TERM='dumb', CLICOLOR_FORCE='yes'))
+    assert SGR.search(out), repr(out)
+
+
+# ---------------------------------------------------------------------------
+# Boolean variables: one set of words for all
+# ---------------------------------------------------------------------------
+
+TRUE_WORDS = ['1', 'yes', 'true', 'on', 'YES', 'True', 'ON']
+FALSE_WORDS = ['0', 'no', 'false', 'off', 'NO', 'False', 'Off']
+
+
+@pytest.mark.parametrize('word', TRUE_WORDS + FALSE_WORDS + [''])
+def test_redo_logs_reads_the_boolean_words(sb, word):
+    sb.write('x.do', 'echo LOGGED-LINE >&2\necho x\n')
+    p = sb.redo('x', env={'REDO_LOGS': word}, check=True)
+    assert 'LOGGED-LINE' in p.stderr
+    kept = 'LOGGED-LINE' in sb.run('redo-log', 'x', check=True).stdout
+    assert kept == (word not in FALSE_WORDS), word      # empty: the default, kept
+
+
+@pytest.mark.parametrize('word', TRUE_WORDS + FALSE_WORDS + [''])
+def test_redo_silent_reads_the_boolean_words(sb, word):
+    sb.write('x.do', 'echo x\n')
+    p = sb.redo('x', env={'REDO_SILENT': word}, check=True)
+    assert ('redo  x' not in p.stderr) == (word in TRUE_WORDS), (word, p.stderr)
+
+
+@pytest.mark.parametrize('name', ['REDO_KEEP_GOING', 'REDO_SILENT', 'REDO_LOGS',
+                                  'REDO_NO_SYNC', 'REDO_STOP_IF_MODIFIED', 'REDO_TRACE',
+                                  'REDO_VERBOSE', 'REDO_DEBUG', 'REDO_SHUFFLE',
+                                  'REDO_NO_PROGRESS'])
+def test_a_boolean_variable_with_another_word_is_a_usage_error(sb, name):
+    sb.write('x.do', 'echo x >>runs\necho x\n')
+    p = sb.redo('x', env={name: 'maybe'})
+    no_traceback(p)
+    assert p.returncode == 2
+    assert p.stderr == ('redo: %s=maybe: not a boolean: use 1, yes, true, on or '
+                        '0, no, false, off\n' % name)
+    assert sb.log('runs') == []
+
+
+def test_readme_documents_the_boolean_words():
+    text = (ROOT / 'README').read_text()
+    section = text.split('\nEnvironment\n', 1)[1]
+    assert '1, yes, true, on' in ' '.join(section.split())
+    assert '0, no, false, off' in ' '.join(section.split())
+
+
+# ---------------------------------------------------------------------------
+# REDO_NO_PROGRESS, and -j / REDO_JOBS errors alike
+# ---------------------------------------------------------------------------
+
+def test_redo_no_progress_is_as_the_option(sb):
+    sb.write('slow.do', 'sleep 0.6\necho out\n')
+    env = colour_env(sb, NO_COLOR='1')
+    shown = run_on_tty(sb, ['redo', 'slow'], env)
+    if '\r' not in shown:
+        pytest.skip('no progress line on this terminal')
+    env['REDO_NO_PROGRESS'] = '1'
+    quiet = run_on_tty(sb, ['redo', 'slow'], env)
+    assert 'redo  slow' in quiet
+    assert '\r' not in quiet.replace('\r\n', '\n'), repr(quiet)
+
+
+@pytest.mark.parametrize('value', ['-1', 'abc', '1025', '9' * 5000])
+def test_jobs_option_and_variable_give_the_same_message(sb, value):
+    sb.write('x.do', 'echo x\n')
+    by_option = sb.redo('-j', value, 'x')
+    by_env = sb.redo('x', env={'REDO_JOBS': value})
+    assert by_option.returncode == by_env.returncode == 2
+    assert by_option.stderr.replace('-j ' + value, 'N') == \
+        by_env.stderr.replace('REDO_JOBS=' + value, 'N'), (by_option.stderr, by_env.stderr)
+    assert len(by_option.stderr.splitlines()) == 1
+
+
 # ---------------------------------------------------------------------------
 # MAKEFLAGS: the GNU make jobserver
 # ---------------------------------------------------------------------------

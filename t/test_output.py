@@ -621,13 +621,13 @@ def test_output_to_a_closed_stdout_is_an_error(sb, cmd):
     sb.redo('x', check=True)
     p = sb.run('sh', '-c', cmd + ' >&-')
     assert p.returncode == 2
-    assert short_error(p) == ['redo: standard output is closed']
+    assert short_error(p) == ['%s: standard output is closed' % cmd.split()[0]]
 
 
 def test_redo_stamp_with_stdin_closed_is_an_error(sb):
     p = sb.run('sh', '-c', 'redo-stamp <&-')
     assert p.returncode == 2
-    assert short_error(p) == ['redo: standard input is closed']
+    assert short_error(p) == ['redo-stamp: standard input is closed']
 
 
 # ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -963,6 +964,99 @@ def test_log_unknown_target_is_an_error(sb):
     assert r.returncode != 0 and 'nothing' in r.stderr
 
 
+def test_log_says_why_a_dependency_could_not_be_built(sb):
+    # redo's own message about pages/new.txt (no .do file can build it)
+    # shows with the log of what needed it.
+    sb.write('all.do', 'redo-ifchange pages/new.txt\n')
+    sb.write('pages/old.txt', 'old\n')
+    build = sb.redo('all')
+    assert build.returncode == 1 and 'no .do file to build it' in build.stderr
+    r = no_traceback(sb.run('redo-log', '-r', 'all', check=True))
+    assert r.stdout.splitlines() == [
+        'redo all (FAILED, exit 1, %s)' % r.stdout.split(', ')[2].split(')')[0],
+        '  redo pages/new.txt (not built: no .do file to build it, and it does not exist)']
+    r = no_traceback(sb.run('redo-log', 'pages/new.txt'))
+    assert r.returncode == 1 and r.stdout == ''
+    assert r.stderr == 'redo-log: pages/new.txt: no .do file to build it, and it does not exist\n'
+
+
+def test_log_of_a_source_or_a_target_not_built_yet_says_so(sb):
+    sb.write('src', 'x\n')
+    sb.write('x.do', 'echo x\n')
+    r = no_traceback(sb.run('redo-log', 'src', 'x'))
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == ['redo-log: src: a source file: redo does not build it',
+                                     'redo-log: x: redo has not built it yet']
+
+
+def test_log_u_is_accepted_and_shows_unchanged_dependencies(sb):
+    log_project(sb)
+    sb.redo('all', check=True)
+    sb.write('all.do', sb.read('all.do') + '# edited\n')
+    sb.redo('all', check=True)                 # sub/mid and sub/leaf unchanged
+    r = sb.run('redo-log', '-r', 'all', check=True)
+    u = sb.run('redo-log', '-r', '-u', 'all', check=True)
+    assert u.stdout == r.stdout
+    assert [t for d, t, *_ in log_tree(u.stdout)] == ['all', 'sub/mid', 'sub/leaf']
+    assert sb.run('redo-log', '--unchanged', 'all', check=True).stdout == \
+        sb.run('redo-log', 'all', check=True).stdout
+
+
+def read_until(proc, text, timeout=20):
+    """What proc wrote to stdout until text appeared (it is still running)."""
+    import select
+    import time
+    out = b''
+    end = time.monotonic() + timeout
+    fd = proc.stdout.fileno()
+    while text.encode() not in out:
+        left = end - time.monotonic()
+        assert left > 0, 'timed out waiting for %r in %r' % (text, out)
+        if select.select([fd], [], [], min(left, 0.5))[0]:
+            data = os.read(fd, 65536)
+            assert data, 'ended before %r: %r' % (text, out)
+            out += data
+    return out
+
+
+def test_log_f_follows_a_running_build_until_it_ends(sb):
+    sb.write('x.do', 'echo "first line" >&2\n: >started\n'
+                     'i=0; while [ ! -e go ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\n'
+                     'echo "second line" >&2\nexit 3\n')
+    build = subprocess.Popen(['redo', 'x'], cwd=str(sb.path), env=sb.env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    follow = None
+    try:
+        end = time.monotonic() + 20
+        while not (sb.path / 'started').exists():
+            assert build.poll() is None and time.monotonic() < end
+            time.sleep(0.01)
+        follow = subprocess.Popen(['redo-log', '-f', 'x'], cwd=str(sb.path), env=sb.env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        seen = read_until(follow, 'first line')      # while it still runs
+        assert follow.poll() is None and build.poll() is None
+        assert b'second line' not in seen
+    finally:
+        sb.write('go', '')
+        build.wait(timeout=30)
+        if follow is not None:
+            out, err = follow.communicate(timeout=30)
+    assert build.returncode == 1
+    assert follow.returncode == 0, err
+    text = (seen + out).decode()
+    assert text.splitlines()[:3] == ['redo x (building)', '  first line', '  second line']
+    assert re.match(r'redo x \(FAILED, exit 3, \d+\.\d+s\)$', text.splitlines()[3]), text
+    assert len(text.splitlines()) == 4, text
+
+
+def test_log_f_without_a_running_build_shows_the_last_log(sb):
+    sb.write('x.do', 'echo "only line" >&2\necho x\n')
+    sb.redo('x', check=True)
+    r = sb.run('redo-log', '-f', 'x', timeout=20, check=True)
+    assert r.stdout == sb.run('redo-log', 'x', check=True).stdout
+    assert 'only line' in r.stdout
+
+
 # =============================================================================
 # redo-log --trace
 # =============================================================================
@@ -1339,6 +1433,69 @@ def test_example_clean_then_rebuild(example):
     r = example.redo()
     assert sorted(set(started(r.stderr))) == EXAMPLE_TARGETS
     assert (example.path / 'site' / 'about.html').exists()
+
+
+def readme_test_command():
+    block = README.read_text().split('\nOn a fresh machine\n', 1)[1].split('\nVendoring\n')[0]
+    return [l.strip() for l in block.splitlines() if l.startswith('    ')][1]
+
+
+FAKE_PYTHON = r"""#!/bin/sh
+# A python3 without pytest until pip installs it.  $1 is not used.
+s=%s
+case " $* " in
+  " -m pytest --version ") [ -e $s/installed ] && exit 0
+                           echo "python3: No module named pytest" >&2; exit 1 ;;
+  " -m pip install "*) printf '%%s\n' "$*" >>$s/pip
+                       case " $* " in *" %s "*) ;; *) echo "error: externally-managed-environment" >&2; exit 1 ;; esac
+                       : >$s/installed; exit 0 ;;
+  " -m pytest "*) [ -e $s/installed ] || { echo "python3: No module named pytest" >&2; exit 1; }
+                  printf '%%s\n' "$*" >$s/ran; exit 0 ;;
+esac
+echo "unexpected: $*" >&2; exit 99
+"""
+
+
+@pytest.mark.parametrize('pip', ['plain', 'externally-managed'])
+def test_readme_test_command_works_where_pytest_is_missing(sb, pip):
+    # On a fresh machine: pytest is installed with pip first (where the
+    # system's Python is externally managed, as Debian's, for this user).
+    state = sb.path / 'state'
+    state.mkdir()
+    fake = sb.path / 'fakebin'
+    fake.mkdir()
+    need = 'pytest' if pip == 'plain' else '--break-system-packages'
+    (fake / 'python3').write_text(FAKE_PYTHON % (state, need))
+    os.chmod(fake / 'python3', 0o755)
+    env = {'PATH': '%s:%s' % (fake, PLAIN_PATH)}
+    r = sb.run('sh', '-c', readme_test_command(), cwd=ROOT, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 'pytest' in (state / 'pip').read_text().split()
+    assert (state / 'ran').read_text().split() == ['-m', 'pytest', '-q', 't']
+    tries = (state / 'pip').read_text()
+    sb.run('sh', '-c', readme_test_command(), cwd=ROOT, env=env, check=True)
+    assert (state / 'pip').read_text() == tries        # installed: not again
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / '.ci' / 'run').read_text().splitlines()
+    assert ci[-1] == 'exec ' + readme_test_command(), ci[-1]
+
+
+def test_example_cleandead_after_a_page_is_deleted(example):
+    (example.path / 'pages' / 'new.txt').write_text('New\nA new page.\n')
+    example.redo()
+    (example.path / 'pages' / 'new.txt').unlink()
+    example.redo()
+    # The old page stays a target (nothing builds it any more) ...
+    assert (example.path / 'site' / 'new.html').exists()
+    assert 'site/new.html' in example.redo('redo-targets').stdout.split()
+    assert example.redo('redo-cleandead', '-n').stdout.split() == ['site/new.html']
+    # ... until redo-cleandead removes it.
+    example.redo('redo-cleandead')
+    assert not (example.path / 'site' / 'new.html').exists()
+    assert sorted(example.redo('redo-targets').stdout.split()) == EXAMPLE_TARGETS
+    assert started(example.redo('ifchange', 'all').stderr) == ['pages.list']
 
 
 def test_example_ships_no_build_state():

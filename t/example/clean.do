@@ -1,2 +1,4 @@
-# `./redo.py clean`: removes what the build made (a target with no output).
-rm -rf site/*.html site/stats.txt pages.list version .redo site/.redo
+# `./redo.py clean`: removes what the build made, and what redo knew of it
+# (a target with no output).  redo-clean leaves the pages and the .do files,
+# and this target, which is being built.
+redo-clean
