@@ -1758,11 +1758,13 @@ class Graph:
             rec.changed |= refreshed
         return None
 
-    def why_static(self, root):
+    def why_static(self, root, memo=None):
         """Why root is out of date, without building anything: a target whose
         dependency is itself out of date counts as out of date.  Iterative,
-        so that chains of any depth work.  Returns a reason or None."""
-        memo = {}
+        so that chains of any depth work.  Returns a reason or None; memo,
+        if given, keeps the reasons of what was looked at ({path: reason})."""
+        if memo is None:
+            memo = {}
         active = set()
         stack = [(root, None)]
         while stack:
@@ -2499,6 +2501,7 @@ class Options:
         self.shuffle = _flag(env, ENV_SHUFFLE)
         self.output = env.get(ENV_OUTPUT, '')
         self.progress = True
+        self.dry_run = False
 
     def apply(self, v):
         """The options of a command line (parse_options' values) over
@@ -3823,6 +3826,8 @@ class Run(Graph):
         targets, v = parse_options(cmd, args, None, BUILD_FLAGS)
         if 'install' in v:
             raise Done()
+        if v.get('n') or v.get('dry-run'):
+            raise Error('-n: a dry run cannot be made inside a build', EXIT_USAGE)
         parent = job.node
         call = self.nested_call(job, env_text, v, err)
         task.call = call
@@ -4235,6 +4240,8 @@ BUILD_OPTIONS = """Options:
   -v, -vv           run the top-level (-v) or every (-vv) .do with sh -v
   -d, --debug       explain why each target is or is not out of date
   -s, --silent      do not print a line for each target built
+  -n, --dry-run     print the targets that would run (as far as the state
+                    tells), build nothing
   --shuffle         build the targets of each call in a random order
   --output MODE     the .do files' stderr: lines (each line after its
                     target's name; the default in parallel), group (-O: all
@@ -4319,11 +4326,26 @@ def usage_error(cmd):
 BUILD_FLAGS = {'j': True, 'jobs': True, 'k': False, 'keep-going': False,
                'x': False, 'v': False, 'd': False, 'debug': False,
                'explain': False, 's': False, 'silent': False, 'no-progress': False,
-               'shuffle': False, 'O': False, 'output': True, 'install': True, 'copy': False}
+               'shuffle': False, 'O': False, 'output': True, 'n': False, 'dry-run': False,
+               'install': True, 'copy': False}
+
+
+def makeflags_letters(env):
+    """The one-letter options of the make that runs this redo (`make -kn`:
+    MAKEFLAGS starts with the word `kn`), as any sub-make reads them."""
+    flags = env.get(ENV_MAKEFLAGS, '')
+    if not flags or flags[0] in ' -' or not env.get('MAKELEVEL'):
+        return ''
+    word = flags.split(None, 1)[0]
+    return word if '=' not in word else ''
 
 
 def build_options(cmd, args, env):
     targets, v = parse_options(cmd, args, None, BUILD_FLAGS)
+    letters = makeflags_letters(env)
+    for letter in 'nks':
+        if letter in letters:
+            v.setdefault(letter, 1)
     check_jobs(v, env)
     opts = Options(env).apply(v)
     opts.logs = bool_env(env, ENV_LOGS, True)
@@ -4332,6 +4354,7 @@ def build_options(cmd, args, env):
     opts.progress = not v.get('no-progress') and not _flag(env, ENV_NO_PROGRESS) and opts.logs
     if 'install' in v:
         raise Done(install(v['install'], bool(v.get('copy'))))
+    opts.dry_run = bool(v.get('n') or v.get('dry-run'))
     return opts, targets
 
 
@@ -4379,6 +4402,9 @@ def cmd_redo(args, env, cmd='redo'):
     if not targets:
         return EXIT_OK
     cwd = getcwd()
+    if opts.dry_run:
+        return dry_run(Graph(env, cwd), [abs_path(cwd, t) for t in targets],
+                       cmd == 'redo', opts.debug)
     term = Term(env, opts.progress)
     # The graph is made of long-lived objects: the cyclic collector would
     # walk them again and again for nothing (a third of a no-op check).
@@ -4390,6 +4416,38 @@ def cmd_redo(args, env, cmd='redo'):
         return run.build([abs_path(cwd, t) for t in targets], cmd == 'redo')
     finally:
         run.close()
+
+
+def dry_run(g, paths, forced, debug):
+    """-n: prints, as the build would (`redo  target`, indented, parents
+    first), the targets that would run as far as the recorded graph tells:
+    those out of date, and with `redo` the targets named.  What a .do would
+    ask for that it did not ask for last time cannot be known."""
+    memo = {}
+    out = []
+    seen = set()
+    stack = [(p, 0) for p in reversed(paths)]
+    while stack:
+        path, depth = stack.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        n = g.node(path)
+        reason = g.why_static(n, memo)
+        if depth == 0 and forced and (g.record(n) is not None or not exists(path)) \
+                and g.find_do(path) is not None:
+            reason = reason or 'redo was asked to build it'
+        if reason is None or reason == 'it does not exist':
+            continue
+        out.append('redo %s%s%s' % ('  ' * depth + ' ', g.rel(path),
+                                    '  (%s)' % reason if debug else ''))
+        rec = g.record(n)
+        d = os.path.dirname(path)
+        for dep in reversed(rec.deps if rec is not None and rec.result != GARBLED else ()):
+            if dep.kind == 'Dep':
+                stack.append((abs_path(d, dep.name), depth + 1))
+    print_paths(out)
+    return EXIT_OK
 
 
 def cmd_ifchange(args, env):

@@ -863,3 +863,52 @@ def test_cleanup_and_a_build_that_starts_during_it(sb):
     assert p.returncode == 0 and cleanup.returncode == 0, p.stderr
     assert sb.read('x') == 'data\n'
     assert 'Output: none' not in sb.read('.redo/x.rec')
+
+
+# ---------------------------------------------------------------------------
+# -n: a dry run, as make's
+# ---------------------------------------------------------------------------
+
+def dry_project(sb):
+    sb.write('a.src', 'a\n')
+    sb.write('b.src', 'b\n')
+    sb.write('default.o.do', 'redo-ifchange $2.src\ncat $2.src\n')
+    sb.write('all.do', 'redo-ifchange a.o b.o\ncat a.o b.o\n')
+
+
+def test_dry_run_lists_what_would_run_and_builds_nothing(sb):
+    dry_project(sb)
+    r = sb.redo('-n', 'all', check=True)
+    assert r.stdout == 'redo  all\n'          # never built: its .do would say
+    assert not sb.exists('all') and not sb.exists('a.o')
+    sb.redo('all', check=True)
+    assert sb.redo('-n', 'all', check=True).stdout == 'redo  all\n'   # redo: always
+    assert sb.ifchange('-n', 'all', check=True).stdout == ''
+    sb.write('b.src', 'B\n')
+    r = sb.ifchange('--dry-run', 'all', check=True)
+    assert r.stdout == 'redo  all\nredo    b.o\n'
+    assert sb.read('b.o') == 'b\n'
+    r = sb.ifchange('-n', '-d', 'all', check=True)
+    assert 'b.src changed' in r.stdout
+
+
+def test_dry_run_from_makeflags(sb):
+    dry_project(sb)
+    r = sb.redo('all', env={'MAKEFLAGS': 'n', 'MAKELEVEL': '1'}, check=True)
+    assert r.stdout == 'redo  all\n'
+    assert not sb.exists('all')
+
+
+def test_makeflags_k_and_s(sb):
+    sb.write('f.do', 'exit 1\n')
+    sb.write('g.do', 'echo g\n')
+    r = sb.redo('f', 'g', env={'MAKEFLAGS': 'ks -j1', 'MAKELEVEL': '1'})
+    assert r.returncode == 1
+    assert sb.read('g') == 'g\n'
+    assert 'redo  g' not in r.stderr
+
+
+def test_dry_run_inside_a_build_is_an_error(sb):
+    sb.write('all.do', 'redo -n x || echo "status $?" >status\n')
+    sb.redo('all', check=True)
+    assert sb.read('status') == 'status 2\n'
