@@ -1109,7 +1109,7 @@ def _finite(text):
 class Record:
     __slots__ = ('target', 'result', 'build', 'output', 'previous', 'stamp',
                  'always', 'do', 'run', 'exit', 'started', 'seconds', 'slot',
-                 'ran', 'deps', 'changed')
+                 'ran', 'why', 'deps', 'changed')
 
     def __init__(self, target):
         self.target = target
@@ -1126,6 +1126,7 @@ class Record:
         self.seconds = 0.0
         self.slot = 0
         self.ran = ''             # when it held a slot: `start+seconds@slot ...`
+        self.why = ''             # what failed it, when the .do exited 0
         self.deps = []
         self.changed = False      # refreshed fingerprints not yet written
 
@@ -1133,7 +1134,7 @@ class Record:
         """The record as plain values, for the summary cache (§9)."""
         return (self.target, self.result, self.build, self.output, self.previous,
                 self.stamp, self.always, self.do, self.run, self.exit,
-                self.started, self.seconds, self.slot, self.ran,
+                self.started, self.seconds, self.slot, self.ran, self.why,
                 tuple((d.kind, d.name, d.fp, d.ident) for d in self.deps))
 
     @classmethod
@@ -1141,7 +1142,7 @@ class Record:
         self = cls.__new__(cls)           # every field is set here
         (self.target, self.result, self.build, output, self.previous,
          self.stamp, self.always, self.do, self.run, self.exit, self.started,
-         self.seconds, self.slot, self.ran, deps) = t
+         self.seconds, self.slot, self.ran, self.why, deps) = t
         self.output = tuple(output) if output else None
         self.deps = [Dep(*d) for d in deps]
         self.changed = False
@@ -1181,6 +1182,8 @@ class Record:
                  ('Seconds', '%.6f' % self.seconds), ('Slot', str(self.slot))]
         if self.ran:
             head.append(('Ran', self.ran))
+        if self.why:
+            head.append(('Why', self.why))
         yield head
         for d in self.deps:
             if d.kind == 'Dep':
@@ -1253,6 +1256,7 @@ class Record:
         self.seconds = _finite(head.get('Seconds', 0))
         self.slot = int(head.get('Slot', 0))
         self.ran = head.get('Ran', '')
+        self.why = head.get('Why', '')
         return self
 
 
@@ -3651,6 +3655,7 @@ class Run(Graph):
             rec.deps = job.deps
         rec.output = file_now(n.path, [rec.output] if rec.output else [])
         self.stamp_run(rec, job, status, seconds)
+        rec.why = problem if status == 0 else ''
         write_record(n.path, rec, self.unsynced)
         self.note_written(n.path, rec)
         n.rec = rec
@@ -4995,6 +5000,9 @@ def cmd_log(args, env):
         log = read_bytes_or_none(state_file(path, LOG_SUFFIX)) or b''
         for line in log.splitlines():
             out.write(indent.encode() + b'  ' + line + b'\n')
+        if rec.result == 'failed' and rec.why:
+            out.write(('%s  redo: %s failed: %s\n' % (indent, g.rel(path), rec.why))
+                      .encode('utf-8', 'surrogateescape'))
         if recursive:
             d = os.path.dirname(path)
             for dep in reversed(rec.deps):

@@ -1543,3 +1543,11 @@ def test_trace_rows_are_job_slots_and_waiting_is_not_work(sb):
     all_work = sum(e['dur'] for e in events if e['name'] == 'all')
     assert all_work < 250000, 'all waited for a, b and c: not its work'
     assert [e for e in events if e['name'] == 'all'][0]['args']['waited'] >= 0.25
+
+
+def test_log_keeps_why_redo_failed_a_build_that_exited_0(sb):
+    # SPEC §2: redo-log shows redo's own message about a target.
+    sb.write('x.do', 'echo out\necho three >$3\n')
+    sb.ifchange('x', check=False)
+    log = sb.run('redo-log', 'x').stdout
+    assert 'redo: x failed: x.do wrote to both $3 and stdout' in log, log
