@@ -138,11 +138,12 @@ other command on their PATH.  Or install it (see install.sh) and call
 `redo`, `redo-ifchange`, ... from anywhere.
 
 Commands (by program name, or as the first argument of redo.py):
-  redo [-j N] [-k] [-x|-v] [-d] [targets]  build targets now (default: all)
+  redo [-j N] [-k] [-x|-v] [-d] [-n] [targets]  build targets now (default: all)
   redo-ifchange targets   depend on targets; build the out-of-date ones
   redo-ifcreate files     depend on the files not existing
   redo-always             rebuild the running target in every run
   redo-stamp <data        count as unchanged when the data is the same
+  redo-recheck [targets]  check again what this run checked (in a build)
   redo-ood / redo-targets / redo-sources [names]   list targets and sources
   redo-whichdo target     the .do files that could build target
   redo-log [-r] [-f] [--trace FILE] targets  the stored stderr of the last build
@@ -152,6 +153,10 @@ Commands (by program name, or as the first argument of redo.py):
   redo-clean [-n] [names]       remove what redo built, and its state
   redo-cleandead [-n] [targets] remove what the targets no longer need
   redo-rebuild [-n] [targets]   build the targets and all they need again
+
+Inside a .do, each command behaves as if it were a program of its own:
+its options, its environment (`V=1 redo x`) and its stderr (`2>err`)
+apply to what it builds, and a failure is its caller's to handle.
 
 Exit status: 0 success, 1 a build failed, 2 usage or other error,
 128+N killed by signal N.  Every command answers --help and --version.
@@ -2666,7 +2671,7 @@ class Run(Graph):
         env[ENV_PYTHON] = sys.executable
         env['PATH'] = bin_dir + os.pathsep + env.get('PATH', os.defpath)
         self.opts.export(env)
-        self.top_call.env = env
+        self.top_call.env = env   # the environment of the .do files it runs
         # -j, then make's jobserver, then REDO_JOBS, then one per CPU.
         server, warning = self.inherited
         if warning:
@@ -2680,7 +2685,6 @@ class Run(Graph):
             self.ahead_ok = o.jobs < (os.cpu_count() or 1)
         self.output = self.opts.output or ('plain' if self.sequential else 'lines')
         self.slots = Slots(server)
-        self.job_env = env
 
     def close(self):
         if self.poller is None:
@@ -3463,7 +3467,6 @@ class Run(Graph):
         if do is None:
             n.call.term.error('%s: no .do file to build it%s' % (quote(self.rel(n.path)), self.chain_text(n)))
             return False
-        import heapq
         dn = self.node(do.path)
         ident, _ = self.now(dn)
         self.show_start(n)
