@@ -3104,80 +3104,100 @@ class Run(Graph):
 
     def t_update(self, n, task):
         """The task of node n: check it, build it if it is out of date."""
-        term = n.call.term
         while True:
-            rec = self.record(n)
-            if rec is None:
-                if self.stat(n)[0] is not None:
-                    if n.forced and n.top:
-                        term.warn('%s exists and was not built by redo: not redoing it'
-                                  % quote(self.rel(n.path)))
-                    self.finish(n, True)
-                    return
-                if self.find_do(n.path) is None:
-                    term.error('%s: no .do file to build it, and it does not exist%s'
-                               % (quote(self.rel(n.path)), self.chain_text(n)))
-                    self.finish(n, False)
-                    return
-                reason = 'it was never built'
-            else:
-                reason = yield from self.t_why(n, rec)
-                if reason is MODIFIED:
-                    what = '%s was modified outside redo' % quote(self.rel(n.path))
-                    if n.call.opts.stop_if_modified:
-                        term.error(what + ' (REDO_STOP_IF_MODIFIED is set)')
-                        self.finish(n, False)
-                    else:
-                        term.warn(what + ': leaving it alone, it is a source from now on'
-                                  ' (delete it to have redo build it again)')
-                        self.finish(n, True)
-                    return
-                if reason is NO_DO and self.stat(n)[0] is not None:
-                    self.become_source(n)
-                    return
-                if reason is None:
-                    if rec.changed:
-                        self.refresh_record(n, rec)
-                    else:
-                        rec.checked()
-                    if n.call.opts.debug:
-                        self.debug(n, 'up to date')
-                    self.finish(n, True)
-                    return
-            if n.call.opts.debug:
-                self.debug(n, 'out of date: ' + reason)
+            rec, reason = yield from self.t_check(n)
+            if reason is None:
+                return                # finished: up to date, a source, or said why not
             if STATE_DIR in n.path.rsplit('/', 2)[1:]:
-                term.error('%s: redo keeps its state there, it cannot be built%s'
-                           % (quote(self.rel(n.path)), self.chain_text(n)))
+                n.call.term.error('%s: redo keeps its state there, it cannot be built%s'
+                                  % (quote(self.rel(n.path)), self.chain_text(n)))
                 self.finish(n, False)
                 return
             if self.stopping or not (yield SLOT):
                 self.cancel(n)
                 return
-            if self.take_lock(n):
-                # Another run may have built n since it was checked: if its
-                # state moved, check again (now holding the lock).
-                fresh = read_record(n.path)
-                if (fresh and fresh.build) == (rec and rec.build):
-                    break
-                self.drop_lock(n)
-                self.release(task)
-                self.forget(n)
-                continue
-            cycle = self.foreign_cycle(n) or self.ancestor_cycle(n)
-            if cycle:
-                term.error('dependency cycle: %s'
-                           % ' -> '.join(quote(self.rel(p)) for p in cycle))
-                self.finish(n, False)
+            locked = yield from self.t_lock(n, task, rec)
+            if locked is None:
                 return
-            self.release(task)
-            yield ('sleep', 0.05)
-            self.forget(n)
+            if locked:
+                break
         try:
             ok = yield from self.t_build(n, task)
         finally:
             self.drop_lock(n)
         self.finish(n, ok)
+
+    def t_check(self, n):
+        """(n's state, why n is out of date); the reason is None once n is
+        finished: up to date, a source, or an error said."""
+        term = n.call.term
+        rec = self.record(n)
+        if rec is None:
+            if self.stat(n)[0] is not None:
+                if n.forced and n.top:
+                    term.warn('%s exists and was not built by redo: not redoing it'
+                              % quote(self.rel(n.path)))
+                self.finish(n, True)
+            elif self.find_do(n.path) is None:
+                term.error('%s: no .do file to build it, and it does not exist%s'
+                           % (quote(self.rel(n.path)), self.chain_text(n)))
+                self.finish(n, False)
+            else:
+                return rec, self.out_of_date(n, 'it was never built')
+            return rec, None
+        reason = yield from self.t_why(n, rec)
+        if reason is MODIFIED:
+            what = '%s was modified outside redo' % quote(self.rel(n.path))
+            if n.call.opts.stop_if_modified:
+                term.error(what + ' (REDO_STOP_IF_MODIFIED is set)')
+                self.finish(n, False)
+            else:
+                term.warn(what + ': leaving it alone, it is a source from now on'
+                          ' (delete it to have redo build it again)')
+                self.finish(n, True)
+        elif reason is NO_DO and self.stat(n)[0] is not None:
+            self.become_source(n)
+        elif reason is None:
+            if rec.changed:
+                self.refresh_record(n, rec)
+            else:
+                rec.checked()
+            if n.call.opts.debug:
+                self.debug(n, 'up to date')
+            self.finish(n, True)
+        else:
+            return rec, self.out_of_date(n, reason)
+        return rec, None
+
+    def out_of_date(self, n, reason):
+        if n.call.opts.debug:
+            self.debug(n, 'out of date: ' + reason)
+        return reason
+
+    def t_lock(self, n, task, rec):
+        """Takes n's lock against other redo processes: True once held (and
+        n's state is still rec), False to check n again, None if n is
+        finished (a cycle through other runs, said)."""
+        if self.take_lock(n):
+            # Another run may have built n since it was checked: if its
+            # state moved, check again (now holding the lock).
+            fresh = read_record(n.path)
+            if (fresh and fresh.build) == (rec and rec.build):
+                return True
+            self.drop_lock(n)
+            self.release(task)
+            self.forget(n)
+            return False
+        cycle = self.foreign_cycle(n) or self.ancestor_cycle(n)
+        if cycle:
+            n.call.term.error('dependency cycle: %s'
+                              % ' -> '.join(quote(self.rel(p)) for p in cycle))
+            self.finish(n, False)
+            return None
+        self.release(task)
+        yield ('sleep', 0.05)
+        self.forget(n)
+        return False
 
     def t_why(self, n, rec):
         """Why n, which has state rec, is out of date, or None; checking its
