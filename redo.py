@@ -890,12 +890,13 @@ def _fp_is_dir(fp):
         return False
 
 
-def _fp_times(fp):
-    """The later of a fingerprint's mtime and ctime, in ns (0 if unknown)."""
+def _fp_ctime(fp):
+    """A fingerprint's ctime, in ns (0 if unknown): when the file last
+    changed, which no one can set (an mtime can be: `touch -d`, tar)."""
     try:
-        _, _, _, m, c = fp.partition('>')[0].partition('@')[0].split(':')
-        return max(int(m), int(c) if c != '*' else 0)
-    except ValueError:
+        c = fp.partition('>')[0].partition('@')[0].split(':')[4]
+        return int(c) if c != '*' else 0
+    except (ValueError, IndexError):
         return 0
 
 
@@ -3889,7 +3890,7 @@ class Run(Graph):
         for n in nodes:
             ident, _ = self.now(n)
             fp = n.fp if (n.fp is not None and not ident.startswith(('s:', 'v:'))) else ABSENT
-            if fp != ABSENT and n.rec is None and _fp_times(fp) >= since:
+            if fp != ABSENT and n.rec is None and _fp_ctime(fp) >= since:
                 fp, ident = ABSENT, '?'
             job.add_dep(Dep('Dep', rel_path(n.path, d), fp, ident))
 
