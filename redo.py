@@ -3215,7 +3215,9 @@ class Run(Graph):
                 if exists(dn.path):
                     return '%s exists now' % quote(self.rel(dn.path))
                 continue
-            if not dn.done and not dn.started and not self.is_target(dn):
+            if (dn.done or not dn.started) and not self.is_target(dn):
+                # A source (a missing one that failed for another target
+                # too): its content decides, not that failure.
                 ident, refreshed = self.now(dn, dep)
                 if ident == dep.ident:
                     rec.changed |= refreshed

@@ -275,3 +275,15 @@ def test_spec4_source_with_a_future_mtime_is_not_taken_for_an_edit(sb):
     sb.ifchange('x', check=True)
     sb.ifchange('x', check=True)
     assert sb.log('runs') == ['x']
+
+
+def test_spec4_missing_source_handled_by_the_do_is_no_change(sb):
+    # x asks for a file that is gone, and handles it; another target's
+    # failure on the same file in the same run does not rebuild x.
+    sb.write('x.do', 'echo x >>runs\nif redo-ifchange gone; then cat gone; else echo none; fi\n')
+    sb.write('y.do', 'redo-ifchange gone\n')
+    sb.write('all.do', 'redo-ifchange y || :\nredo-ifchange x\n')
+    sb.ifchange('all', check=True)
+    sb.write('all.do', 'redo-ifchange y || :\nredo-ifchange x\n# changed\n')
+    sb.ifchange('all', check=True)
+    assert sb.log('runs') == ['x']
