@@ -3219,10 +3219,12 @@ class Run(Graph):
                 # A source (a missing one that failed for another target
                 # too): its content decides, not that failure.
                 ident, refreshed = self.now(dn, dep)
-                if ident == dep.ident:
+                if ident == ABSENT and self.find_do(dn.path) is not None:
+                    pass                  # gone, or never built: build it
+                elif ident == dep.ident:
                     rec.changed |= refreshed
                     continue
-                if ident != ABSENT or self.find_do(dn.path) is None:
+                else:
                     return '%s changed' % quote(self.rel(dn.path))
             if not dn.done:
                 self.adopt(n, dn)
@@ -3886,7 +3888,8 @@ class Run(Graph):
     def record_deps(self, job, nodes):
         """The dependencies a redo-ifchange of job's .do named (failed ones
         too: redo-log -r shows them).  A source changed since the .do
-        started is recorded as unknown: what it read is unknown (SPEC §4)."""
+        started is recorded as unknown: what it read is unknown (SPEC §4);
+        a target that failed, as one that changes when it builds again."""
         d = os.path.dirname(job.node.path)
         since = int(job.started * 1e9)
         for n in nodes:
@@ -3894,6 +3897,8 @@ class Run(Graph):
             fp = n.fp if (n.fp is not None and not ident.startswith(('s:', 'v:'))) else ABSENT
             if fp != ABSENT and n.rec is None and _fp_ctime(fp) >= since:
                 fp, ident = ABSENT, '?'
+            elif not n.ok and (n.rec is not None or self.find_do(n.path) is not None):
+                fp, ident = ABSENT, '!'   # a target that failed (or never ran)
             job.add_dep(Dep('Dep', rel_path(n.path, d), fp, ident))
 
     def t_call(self, task, job, call, nodes, forced):

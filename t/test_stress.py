@@ -287,3 +287,19 @@ def test_spec4_missing_source_handled_by_the_do_is_no_change(sb):
     sb.write('all.do', 'redo-ifchange y || :\nredo-ifchange x\n# changed\n')
     sb.ifchange('all', check=True)
     assert sb.log('runs') == ['x']
+
+
+def test_spec5_dependency_that_failed_then_builds_rebuilds_its_dependent(sb):
+    # t1 handled t0's failure; once t0 builds again (with the same content
+    # as before its failure), t1 must be rebuilt.
+    sb.write('flag', 'ok\n')
+    sb.write('t0.do', 'redo-ifchange flag\ngrep -q ok flag\necho t0\n')
+    sb.write('t1.do', 'if redo-ifchange t0; then cat t0; else echo "failed t0"; fi\n')
+    sb.ifchange('t1', check=True)
+    assert sb.read('t1') == 't0\n'
+    sb.write('flag', 'bad\n')
+    sb.ifchange('t1', check=True)
+    assert sb.read('t1') == 'failed t0\n'
+    sb.write('flag', 'ok\n')
+    sb.ifchange('t1', check=True)
+    assert sb.read('t1') == 't0\n'
