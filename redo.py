@@ -24,20 +24,29 @@ if [ -n "$r" ]; then
 fi
 if [ -n "$r" ]; then
   [ -n "$s" ] && shift
+  alone() {   # the run ended (or is ending) without an answer: a redo of its own
+    kill -0 "$REDO_PID" 2>/dev/null && [ -d "$r" ] && return
+    unset REDO_RUN; exec /bin/sh "${REDO_PY:-$0}" "$c" "$@"
+  }
   j=${REDO_JOB-0}
   if [ "$c" = stamp ]; then
     { printf '%s\0\0' "$PWD"; cat; } 2>/dev/null >"$r/$$.q"
   else
     { printf '%s\0' "$PWD"; export -p; printf '\0'; [ $# = 0 ] || printf '%s\0' "$@"; } 2>/dev/null >"$r/$$.q"
-  fi || { echo "redo-$c: cannot write the request in $r (file system full?)" >&2; exit 2; }
+  fi || { alone "$@"; echo "redo-$c: cannot write the request in $r (file system full?)" >&2; exit 2; }
   set -C
-  if [ -p "$r/$j.r" ] && { true >"$r/$j.c"; } 2>/dev/null; then k=J f=$r/$j.r; else k=P f=$r/$$.r; mkfifo "$f" || exit 2; fi
-  e=2; [ -z "${KSH_VERSION-}" ] || { exec 8>&2; e=8; }   # ksh restores 2 late
-  printf '%s %s %s %s %s\n' "$c" "$j" $$ $k $e 1<>"$r/req" || exit 2
+  if [ -p "$r/$j.r" ] && { true >"$r/$j.c"; } 2>/dev/null; then k=J f=$r/$j.r; else k=P f=$r/$$.r; mkfifo "$f" 2>/dev/null || { alone "$@"; mkfifo "$f" || exit 2; }; fi
+  e=2; command exec 8>&2 && e=8   # our stderr, for the run to find (2 is moved below)
   x=
-  kill -0 "$REDO_PID" 2>/dev/null && read -r x <"$f"
+  { printf '%s %s %s %s %s/fd/%s\n' "$c" "$j" $$ $k $$ $e 1<>"$r/req"; } 2>/dev/null &&
+    kill -0 "$REDO_PID" 2>/dev/null && { read -r x <"$f"; } 2>/dev/null
   printf 'done %s %s %s\n' "$j" $$ $k 1<>"$r/req" 2>/dev/null
   case $x in [0-9]|[0-9][0-9]|[0-9][0-9][0-9]) exit "$x" ;; esac
+  # The run ended before it could answer: this call runs as a redo of its own.
+  [ "$x" != R ] || { unset REDO_RUN; exec /bin/sh "${REDO_PY:-$0}" "$c" "$@"; }
+  alone "$@"
+  # Its job's fifo closed under it (the .do had ended): once more, with a fifo of its own.
+  [ "$k" != J ] || exec /bin/sh "${REDO_PY:-$0}" "$c" "$@"
   echo "redo-$c: lost contact with the running redo" >&2
   exit 2
 fi
@@ -237,6 +246,7 @@ ENV_RUN = 'REDO_RUN'              # the coordinator's directory (fifo, bin/)
 ENV_PID = 'REDO_PID'              # the coordinator's process id
 ENV_JOB = 'REDO_JOB'              # which running job a client speaks for
 ENV_TARGET = 'REDO_TARGET'        # the target being built, absolute path
+ENV_SELF = 'REDO_PY'              # this file, for a call the run ended under
 
 STATE_DIR = '.redo'               # per directory, beside the targets
 FORMAT = 'redo.py/1'              # first field of every state file
@@ -1709,6 +1719,16 @@ class Graph:
         if reason is MODIFIED:
             self.modified.add(n.path)
             return MODIFIED
+        d, _, name = n.path.rpartition('/')
+        d = d or '/'
+        # The usual case in short: its own NAME.do, always the first choice.
+        other = None
+        if rec.do != name + '.do' or not self.exists_memo(n.path + '.do'):
+            do = self.find_do(n.path)
+            if do is None:
+                return NO_DO              # a source now, if its file is there
+            if rel_path(do.path, d) != rec.do:
+                other = '%s would build it now' % quote(self.rel(do.path))
         if rec.result == MARKED:
             return 'redo-rebuild marked it out of date'
         if rec.result != 'ok':
@@ -1719,16 +1739,7 @@ class Graph:
             return 'redo was asked to build it'
         if rec.always:
             return 'it calls redo-always'
-        d, _, name = n.path.rpartition('/')
-        d = d or '/'
-        # The usual case in short: its own NAME.do, always the first choice.
-        if rec.do != name + '.do' or not self.exists_memo(n.path + '.do'):
-            do = self.find_do(n.path)
-            if do is None:
-                return NO_DO
-            if rel_path(do.path, d) != rec.do:
-                return '%s would build it now' % quote(self.rel(do.path))
-        return None
+        return other
 
     def why_local(self, n, rec):
         """The reasons that need no other target brought up to date first
@@ -2038,19 +2049,31 @@ __redo_call() {
   __redo_n=0
   until { true >"$REDO_RUN/$$.$__redo_n.q"; } 2>/dev/null; do
     __redo_n=$((__redo_n + 1))
-    if [ "$__redo_n" -gt 99999 ]; then [ -n "$__redo_C" ] || set +C; echo "redo-$__redo_c: cannot reach the running redo" >&2; return 2; fi
+    if [ "$__redo_n" -gt 99999 ] || [ ! -d "$REDO_RUN" ]; then [ -n "$__redo_C" ] || set +C; __redo_alone "$@"; return; fi
   done
   __redo_i=$$.$__redo_n
   if [ "$__redo_c" = stamp ]; then { printf '%s\0\0' "$PWD"; cat; } 2>/dev/null >|"$REDO_RUN/$__redo_i.q"
   else { printf '%s\0' "$PWD"; export -p; printf '\0'; [ $# = 0 ] || printf '%s\0' "$@"; } 2>/dev/null >|"$REDO_RUN/$__redo_i.q"
-  fi || { [ -n "$__redo_C" ] || set +C; echo "redo-$__redo_c: cannot write the request in $REDO_RUN (file system full?)" >&2; return 2; }
-  if [ -p "$REDO_RUN/$REDO_JOB.r" ] && { true >"$REDO_RUN/$REDO_JOB.c"; } 2>/dev/null; then __redo_k=J __redo_f=$REDO_RUN/$REDO_JOB.r; else __redo_k=P __redo_f=$REDO_RUN/$__redo_i.r; mkfifo "$__redo_f" || { [ -n "$__redo_C" ] || set +C; return 2; }; fi
+  fi || { [ -n "$__redo_C" ] || set +C; __redo_alone "$@"; return; }
+  if [ -p "$REDO_RUN/$REDO_JOB.r" ] && { true >"$REDO_RUN/$REDO_JOB.c"; } 2>/dev/null; then __redo_k=J __redo_f=$REDO_RUN/$REDO_JOB.r; else __redo_k=P __redo_f=$REDO_RUN/$__redo_i.r; { mkfifo "$__redo_f"; } 2>/dev/null || { [ -n "$__redo_C" ] || set +C; __redo_alone "$@"; return; }; fi
   [ -n "$__redo_C" ] || set +C
-  printf '%s %s %s %s\n' "$__redo_c" "$REDO_JOB" "$__redo_i" $__redo_k 1<>"$REDO_RUN/req"
-  __redo_x=; kill -0 "$REDO_PID" 2>/dev/null && read -r __redo_x <"$__redo_f" || :
-  printf 'done %s %s %s\n' "$REDO_JOB" "$__redo_i" $__redo_k 1<>"$REDO_RUN/req"
+  { read -r __redo_p __redo_x </proc/self/stat; } 2>/dev/null || __redo_p=$$
+  __redo_x=
+  # From the request on, fd 2 stays as the caller has it: the run looks at it.
+  kill -0 "$REDO_PID" 2>/dev/null &&
+    printf '%s %s %s %s %s/fd/2\n' "$__redo_c" "$REDO_JOB" "$__redo_i" $__redo_k "$__redo_p" 1<>"$REDO_RUN/req" &&
+    read -r __redo_x <"$__redo_f" || :
+  { printf 'done %s %s %s\n' "$REDO_JOB" "$__redo_i" $__redo_k 1<>"$REDO_RUN/req"; } 2>/dev/null
   case $__redo_x in [0-9]|[0-9][0-9]|[0-9][0-9][0-9]) return "$__redo_x" ;; esac
-  echo "redo-$__redo_c: lost contact with the running redo" >&2; return 2
+  __redo_alone "$@"
+}
+__redo_alone() {   # the run ended without an answer (or is ending): a redo of its own
+  if [ "$__redo_x" != R ] && kill -0 "$REDO_PID" 2>/dev/null && [ -d "$REDO_RUN" ]; then
+    # Its job's fifo closed under it (the .do had ended): once more, with a fifo of its own.
+    if [ "${__redo_k-}" = J ]; then __redo_k=; __redo_call "$__redo_c" "$@"; return; fi
+    echo "redo-$__redo_c: cannot reach the running redo through $REDO_RUN (file system full?)" >&2; return 2
+  fi
+  REDO_RUN= command /bin/sh "$REDO_PY" "$__redo_c" "$@"
 }
 [ -n "${KSH_VERSION-}" ] || alias redo='__redo_call redo' redo-ifchange='__redo_call ifchange' redo-ifcreate='__redo_call ifcreate' redo-always='__redo_call always' redo-stamp='__redo_call stamp' redo-recheck='__redo_call recheck'
 """
@@ -2199,9 +2222,9 @@ class Job:
         os.close(self.gate_w)
         self.gate_w = None
 
-    def read_stderr(self, final=False):
-        """Copies what the .do wrote to stderr, whole lines at a time.
-        Returns False at end of file."""
+    def read_stderr(self, final=False, drain=False):
+        """Copies what the .do wrote to stderr, whole lines at a time (all
+        there is, with drain or final).  Returns False at end of file."""
         more = True
         cut = 0
         while True:
@@ -2216,7 +2239,7 @@ class Job:
             if nl >= 0:                    # megabytes (progress bars drawn
                 cut = len(self.err_buf) + nl + 1   # with \r) costs no more
             self.err_buf += data
-            if not final:
+            if not final and not drain:
                 break
         if len(self.err_buf) >= 65536:
             cut = len(self.err_buf)        # so much of one line: out with it
@@ -2229,8 +2252,10 @@ class Job:
             chunk, self.err_buf = self.err_buf[:cut], self.err_buf[cut:]
             self.keep_log(chunk)
             self.show(chunk)
-        if final and self.grouped:
-            self.term.write(b''.join(self.grouped))
+        if final and self.grouped:     # -O: in one piece, after its label
+            self.term.write(os.fsencode(quote(self.run.rel(self.node.path))) + b': '
+                            + b''.join(self.grouped))
+            self.term.source = self.node.path
             self.grouped = []
         return more
 
@@ -2464,14 +2489,14 @@ def _shell_word(s, pos, n):
                     while len(digits) < (2 if e == 'x' else 4) and s[pos] in '0123456789abcdefABCDEF':
                         digits += s[pos]
                         pos += 1
-                    out.append(chr(int(digits or '0', 16)))
+                    out.append(_byte(int(digits or '0', 16)) if e == 'x' else chr(int(digits or '0', 16)))
                 elif e in '01234567':
                     digits = ''
                     pos += 1
                     while len(digits) < 3 and s[pos] in '01234567':
                         digits += s[pos]
                         pos += 1
-                    out.append(chr(int(digits, 8)))
+                    out.append(_byte(int(digits, 8) & 0xff))
                 else:
                     out.append(ANSI_C.get(e, '\\' + e))
                     pos += 2
@@ -2484,6 +2509,13 @@ def _shell_word(s, pos, n):
             out.append(c)
             pos += 1
     return ''.join(out), pos
+
+
+def _byte(value):
+    """A byte of an escape (`$'\\303'`), as a name decoded with
+    surrogateescape holds it (the bytes of a UTF-8 character, escaped one
+    by one, are joined again when the environment is encoded)."""
+    return chr(value) if value < 0x80 else chr(0xdc00 + value)
 
 
 def export_text(env):
@@ -2510,6 +2542,8 @@ class Options:
         self.stop_if_modified = _flag(env, ENV_STOP_IF_MODIFIED)
         self.shuffle = _flag(env, ENV_SHUFFLE)
         self.output = env.get(ENV_OUTPUT, '')
+        if self.output not in ('', 'lines', 'group', 'plain'):
+            raise Error('%s=%s: must be lines, group or plain' % (ENV_OUTPUT, self.output), EXIT_USAGE)
         self.progress = True
         self.dry_run = False
 
@@ -2585,7 +2619,7 @@ class Run(Graph):
         self.stopping = False     # interrupted: start nothing new
         self.calls_stopped = 0    # calls stopped by a failure, still waiting
         self.orphans = 0          # calls of .do files that have ended, served
-        self.ancestor_target = UNKNOWN   # see parent_target
+        self.ancestor_targets = UNKNOWN   # see parent_targets
         self.was_running = []     # the targets an interruption stopped
         self.env_cache = {}       # `export -p` of a call -> its environment
         self.env_opts = {}        # id(environment) -> (it, its Options)
@@ -2670,6 +2704,7 @@ class Run(Graph):
         env[ENV_RUN] = d
         env[ENV_PID] = str(os.getpid())
         env[ENV_PYTHON] = sys.executable
+        env[ENV_SELF] = me
         env['PATH'] = bin_dir + os.pathsep + env.get('PATH', os.defpath)
         self.opts.export(env)
         self.top_call.env = env   # the environment of the .do files it runs
@@ -2707,8 +2742,36 @@ class Run(Graph):
         if self.dir is not None:
             self.slots.server.close()
             os.close(self.req_fd)
-            remove_tree(self.dir)
+            self.release_late_clients()
             self.dir = None
+
+    def release_late_clients(self):
+        """Calls whose request came too late for this run (a .do left them
+        running, `&`): each client waiting on a reply fifo of its own gets
+        `R`, to run as a redo of its own, and the fifos go, so that no
+        client waits for ever on a run that has ended."""
+        gone = '%s.gone' % self.dir    # no new request, fifo or open from now on
+        try:
+            os.rename(self.dir, gone)
+            names = [x for x in os.listdir(gone) if x.endswith('.r')]
+        except OSError:
+            remove_tree(self.dir)
+            return
+        fds = []
+        for name in names:
+            path = os.path.join(gone, name)
+            try:
+                fds.append(os.open(path, os.O_RDWR | os.O_NONBLOCK))
+            except OSError:
+                continue
+            unlink_quiet(path)
+        for fd in fds:
+            try:
+                os.write(fd, b'R\n')
+            except OSError:
+                pass
+            os.close(fd)
+        remove_tree(gone)
 
     def watch(self, fd, handler):
         import select
@@ -3289,7 +3352,8 @@ class Run(Graph):
             n.depth = parent.depth + 1
 
     def debug(self, n, text):
-        self.term.line('redo: debug: %s: %s' % (quote(self.rel(n.path)), text))
+        (n.call.term if n.call is not None else self.term).line(
+            'redo: debug: %s: %s' % (quote(self.rel(n.path)), text))
 
     def take_lock(self, n):
         """Locks n against other redo processes; False if one holds it."""
@@ -3359,7 +3423,7 @@ class Run(Graph):
         as a list of paths, or None.  It closes at a lock of this run, or
         at REDO_TARGET, whose .do started this run apart from its own
         (see ancestor_cycle)."""
-        parent = self.parent_target()
+        parents = self.parent_targets()
         seen = set()
         frontier = [(n.path, [n.path])]
         while frontier and len(seen) < 10000:
@@ -3369,7 +3433,7 @@ class Run(Graph):
                 if p in seen:
                     continue
                 seen.add(p)
-                if p == parent and p not in self.locks and self.built_above_me(p):
+                if p in parents and p not in self.locks and self.built_above_me(p):
                     return [p] + self.ancestry(n) + chain[1:] + [p]
                 m = self.nodes.get(p)
                 if m is not None and p in self.locks:
@@ -3384,18 +3448,19 @@ class Run(Graph):
         """A redo started apart by a .do (not through the running build)
         still has that .do's target in REDO_TARGET: that target cannot be
         done before this run is, so waiting for its lock is a cycle."""
-        if n.path != self.parent_target() or not self.built_above_me(n.path):
+        if n.path not in self.parent_targets() or not self.built_above_me(n.path):
             return None
         return [n.path] + self.ancestry(n)
 
-    def parent_target(self):
-        """REDO_TARGET, or, where a .do started this redo with its
-        environment scrubbed (`env -i`, sudo), that of the nearest ancestor
-        process that has one (from /proc/PID/environ); None if none."""
-        if self.env.get(ENV_TARGET):
-            return self.env.get(ENV_TARGET)
-        if self.ancestor_target is UNKNOWN:
-            self.ancestor_target = None
+    def parent_targets(self):
+        """The targets whose .do files this redo was started under: its
+        REDO_TARGET, and, where a .do cleared redo's variables (`env -i`,
+        sudo; a redo started so by another such redo), those of every
+        ancestor process that has one (from /proc/PID/environ)."""
+        if self.ancestor_targets is UNKNOWN:
+            found = set()
+            if self.env.get(ENV_TARGET):
+                found.add(self.env[ENV_TARGET])
             pid = os.getppid()
             key = ENV_TARGET.encode() + b'='
             for _ in range(1000):
@@ -3405,13 +3470,13 @@ class Run(Graph):
                     data = None
                 for var in (data or b'').split(b'\0'):
                     if var.startswith(key):
-                        self.ancestor_target = os.fsdecode(var[len(key):])
-                        return self.ancestor_target
+                        found.add(os.fsdecode(var[len(key):]))
                 fields = proc_stat(pid) if pid > 1 else None
                 if not fields:
                     break
                 pid = int(fields[1])
-        return self.ancestor_target
+            self.ancestor_targets = found
+        return self.ancestor_targets
 
     def built_above_me(self, path):
         """Whether the process that holds path's lock is an ancestor of this
@@ -3712,17 +3777,17 @@ class Run(Graph):
         self.req_buf = lines.pop()
         for line in lines:
             parts = line.decode('ascii', 'replace').split(' ')
-            if len(parts) == 5 and parts[4] in ('2', '8'):
-                errfd = parts.pop()       # where the client's stderr is
+            if len(parts) == 5:
+                err = parts.pop()         # PID/fd/N: the client's stderr
             elif len(parts) == 4:
-                errfd = '2'
+                err = None
             else:
                 continue
             cmd, jobid, pid, kind = parts
             if cmd == 'done':
                 self.on_done(jobid, pid, kind)
             else:
-                self.on_request(cmd, jobid, pid, kind, errfd)
+                self.on_request(cmd, jobid, pid, kind, err)
 
     def on_done(self, jobid, pid, kind):
         if kind == 'J':
@@ -3737,7 +3802,7 @@ class Run(Graph):
         # same .do (the same $$) can take its name (see CLIENT_FUNCTIONS).
         unlink_quiet(os.path.join(self.dir, '%s.q' % pid))
 
-    def on_request(self, cmd, jobid, rid, kind, errfd='2'):
+    def on_request(self, cmd, jobid, rid, kind, err=None):
         job = self.jobs_by_id.get(int(jobid)) if jobid.isdigit() else None
         if kind == 'J':
             fd = job.fifo_fd if job is not None else None
@@ -3756,6 +3821,8 @@ class Run(Graph):
             self.term.error('%s: not called from a .do that this redo is running' % prog(cmd))
             self.reply(fd, EXIT_USAGE)
             return
+        if job is not None and job.err_fd is not None:
+            job.read_stderr(drain=True)   # what it said before the call comes first
         cwd, _, rest = data.partition(b'\0')
         env_text, _, rest = rest.partition(b'\0')
         cwd = os.fsdecode(cwd)
@@ -3768,8 +3835,9 @@ class Run(Graph):
             task.gen = self.t_serve_orphan(task, cmd, cwd, env_text, args, fd)
         else:
             task = Task(None, job.node, owner=job.task)
-            task.gen = self.t_serve(task, job, cmd, cwd, env_text, args, fd,
-                                    '%s/fd/%s' % (rid.partition('.')[0], errfd))
+            if not (err and err.replace('/fd/', '', 1).isdigit()):
+                err = '%s/fd/2' % rid.partition('.')[0]
+            task.gen = self.t_serve(task, job, cmd, cwd, env_text, args, fd, err)
         self.ready.append((task, None))
         self.pump()
 
@@ -4187,7 +4255,7 @@ def client_request(d, env, cmd, body):
     req = os.open(os.path.join(d, 'req'), os.O_RDWR)
     answer = b''
     try:
-        os.write(req, ('%s %s %d %s\n' % (cmd, job, pid, kind)).encode())
+        os.write(req, ('%s %s %d %s %d/fd/2\n' % (cmd, job, pid, kind, pid)).encode())
         if coordinator_dir(env) is not None:
             with open(fifo, 'rb') as f:
                 answer = f.readline()
@@ -4197,6 +4265,8 @@ def client_request(d, env, cmd, body):
     try:
         return int(answer)
     except ValueError:
+        if answer.strip() == b'R' or coordinator_dir(env) is None:
+            return None           # the run ended before it could answer
         raise Error('%s: lost contact with the running redo' % prog(cmd), EXIT_USAGE)
 
 
@@ -4434,7 +4504,11 @@ def cmd_redo(args, env, cmd='redo'):
     if d is not None:
         body = (os.fsencode(getcwd()) + b'\0' + os.fsencode(export_text(env)) + b'\0'
                 + b''.join(os.fsencode(a) + b'\0' for a in args))
-        return client_request(d, env, cmd, body)
+        status = client_request(d, env, cmd, body)
+        if status is not None:
+            return status
+        env = dict(env)           # a redo of its own, then
+        env.pop(ENV_RUN, None)
     if not targets:
         return EXIT_OK
     cwd = getcwd()
@@ -4492,9 +4566,10 @@ def cmd_ifchange(args, env):
 
 def in_build_only(cmd, env, body):
     d = coordinator_dir(env)
-    if d is None:
+    status = None if d is None else client_request(d, env, cmd, body)
+    if status is None:
         raise Error('%s: must be run by a .do script during a build' % prog(cmd), EXIT_USAGE)
-    return client_request(d, env, cmd, body)
+    return status
 
 
 def cmd_ifcreate(args, env):
@@ -4520,7 +4595,8 @@ def cmd_recheck(args, env):
     if d is None:
         return EXIT_OK            # outside a build: nothing was checked
     body = b''.join(os.fsencode(a) + b'\0' for a in [getcwd(), ''] + ['--'] + names)
-    return client_request(d, env, 'recheck', body)
+    status = client_request(d, env, 'recheck', body)
+    return EXIT_OK if status is None else status
 
 
 def walk_records(root):

@@ -559,3 +559,59 @@ def test_spec1_family_rules_under_each_bin_sh(sb, shell):
     assert sb.read('x1') == "a b'c\n$d"
     assert 'xerr' in sb.read('e') and 'xerr' not in r.stderr
     assert sb.log('yruns') == ['y', 'y']
+
+
+def test_spec3_nested_stderr_in_subshell_command_substitution_and_pipe(sb):
+    sb.write('default.do', 'echo "$1 stderr" >&2\n')
+    sb.write('all.do', '(redo-ifchange b) 2>b.err\n'
+                       'out=$(redo-ifchange d 2>&1)\necho "$out" >d.err\n'
+                       'redo-ifchange e 2>&1 | cat >e.err\n')
+    r = sb.redo('all', check=True)
+    for t in 'bde':
+        assert '%s stderr' % t in sb.read(t + '.err'), t
+        assert '%s stderr' % t not in r.stderr
+
+
+def test_spec3_debug_lines_follow_the_nested_stderr(sb):
+    sb.write('y.do', 'echo y\n')
+    sb.write('all.do', 'redo -d y 2>y.err\n')
+    r = sb.redo('all', check=True)
+    assert 'debug: y' in sb.read('y.err')
+    assert 'debug: y' not in r.stderr
+
+
+@pytest.mark.parametrize('shell', ['bash', 'ksh'])
+def test_spec3_environment_bytes_under_each_shell(sb, shell):
+    # bash and ksh print bytes that are not ASCII as $'\303' escapes.
+    sb.write('x.do', 'printf %s "$U" | od -An -b\n')
+    sb.write('all.do', 'redo x\n')
+    sb.env['U'] = '\u00e9\udcff'
+    sb.env['LC_ALL'] = 'C'
+    r = no_traceback(bin_sh_as(sb, shell, 'all'))
+    assert r.returncode == 0, r.stderr
+    assert sb.read('x').split() == ['303', '251', '377']
+
+
+def test_spec3_a_do_says_its_lines_before_those_of_what_it_builds(sb):
+    sb.write('all.do', 'echo "all before" >&2\nredo x\necho "all after" >&2\n')
+    sb.write('x.do', 'echo "x before" >&2\nredo x2\necho "x after" >&2\n')
+    sb.write('x2.do', 'echo "x2 err" >&2\n')
+    for _ in range(5):
+        for t in ('all', 'x', 'x2'):
+            if sb.exists(t):
+                os.unlink(sb.path / t)
+        r = sb.run('sh', '-c', 'redo -j1 all 2>&1 | cat', check=True)
+        lines = [l for l in r.stdout.splitlines()]
+        assert 'redo    x' in lines, r.stdout
+        assert lines.index('all before') < lines.index('redo    x') < lines.index('x before') \
+            < lines.index('redo      x2'), lines
+
+
+def test_spec3_redo_of_a_target_whose_do_is_gone(sb):
+    sb.write('x.do', 'echo one\n')
+    sb.write('y.do', 'redo x\n')
+    sb.redo('y', check=True)
+    os.unlink(sb.path / 'x.do')
+    r = sb.redo('y')
+    assert r.returncode == 0, r.stderr
+    assert sb.read('x') == 'one\n'

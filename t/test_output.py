@@ -648,7 +648,7 @@ def two_talkers(sb):
     sb.write('all.do', 'redo-ifchange a b\n')
 
 
-def owners(stderr):
+def owners_of(stderr):
     """(line, the target it is told to be from) for each .do line: a label
     `name: ` where lines change hands, or a `redo  name` line above."""
     owner, out = None, []
@@ -666,7 +666,7 @@ def owners(stderr):
 def test_spec6_parallel_lines_are_labelled_by_target(sb):
     two_talkers(sb)
     r = sb.redo('-j2', 'all', check=True)
-    lines = [(l, o) for l, o in owners(r.stderr) if ' line ' in l]
+    lines = [(l, o) for l, o in owners_of(r.stderr) if ' line ' in l]
     assert len(lines) == 6
     for l, o in lines:
         assert l.startswith(o + ' line '), (l, o, r.stderr)
@@ -688,8 +688,9 @@ def test_spec6_grouped_output_keeps_each_target_together(sb, how):
     r = sb.redo('-j2', *args, 'all', env=env, check=True)
     lines = [l for l in r.stderr.splitlines() if ' line ' in l]
     assert len(lines) == 6
-    owners = [l.split()[0] for l in lines]
+    owners = [o for l, o in owners_of(r.stderr) if ' line ' in l]
     assert owners in (['a'] * 3 + ['b'] * 3, ['b'] * 3 + ['a'] * 3), lines
+    assert [l for l in lines if l.startswith(('a: ', 'b: '))], 'each block after its label'
 
 
 def test_spec6_plain_output_on_request(sb):
@@ -702,3 +703,9 @@ def test_spec6_bad_output_mode_is_a_usage_error(sb):
     r = sb.redo('--output', 'loud', 'x')
     assert r.returncode == 2
     assert 'must be lines, group or plain' in r.stderr
+
+
+def test_spec6_bad_output_mode_in_the_environment_names_it(sb):
+    r = sb.redo('x', env={'REDO_OUTPUT': 'loud'})
+    assert r.returncode == 2
+    assert 'REDO_OUTPUT=loud' in r.stderr

@@ -250,7 +250,7 @@ def test_spec5_full_run_directory_is_a_clear_message(sb, tmp_path):
         r = no_traceback(sb.redo('all', env={'TMPDIR': str(run)}, timeout=HANG))
         assert r.returncode == 0, r.stderr
         assert sb.read('status') == 'status 2\n'
-        assert 'cannot write the request' in r.stderr
+        assert 'cannot reach the running redo' in r.stderr and 'full' in r.stderr
         assert 'printf' not in r.stderr
     finally:
         umount(run)
@@ -303,3 +303,33 @@ def test_spec5_dependency_that_failed_then_builds_rebuilds_its_dependent(sb):
     sb.write('flag', 'ok\n')
     sb.ifchange('t1', check=True)
     assert sb.read('t1') == 't0\n'
+
+
+@pytest.mark.parametrize('jobs', ['-j1', '-j4'])
+@pytest.mark.parametrize('how', ['redo-ifchange late &', 'echo late | xargs redo-ifchange &'])
+def test_spec5_call_left_as_the_last_line_never_hangs(sb, jobs, how):
+    # The .do exits at once; its call comes when the run may be over: no
+    # client is left waiting for an answer that cannot come.
+    sb.write('late.do', 'echo late\n')
+    sb.write('all.do', how + '\n')
+    for _ in range(3):
+        r = no_traceback(sb.redo(jobs, 'all', timeout=HANG))
+        assert r.returncode == 0, r.stderr
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        stuck = [l for l in subprocess.run(['ps', '-eo', 'pid,args'], capture_output=True,
+                                           text=True, timeout=30).stdout.splitlines()
+                 if str(sb.path) in l and ('redo-ifchange late' in l or 'all.do' in l)]
+        if not stuck:
+            break
+        time.sleep(0.2)
+    assert stuck == [], stuck
+
+
+@pytest.mark.parametrize('cut', ['(unset REDO_RUN; redo-ifchange %s)', 'env -i PATH="$PATH" redo-ifchange %s'])
+def test_spec5_cycle_through_two_independent_redos(sb, cut):
+    sb.write('a.do', (cut % 'b') + '\necho a\n')
+    sb.write('b.do', (cut % 'a') + '\necho b\n')
+    r = no_traceback(sb.redo('a', timeout=HANG))
+    assert r.returncode != 0
+    assert 'cycle' in r.stderr
