@@ -24,8 +24,8 @@ if [ -n "$r" ]; then
 fi
 if [ -n "$r" ]; then
   [ -n "$s" ] && shift
-  alone() {   # the run ended (or is ending) without an answer: a redo of its own
-    kill -0 "$REDO_PID" 2>/dev/null && [ -d "$r" ] && return
+  alone() {   # the run ended (its directory moved away) without an answer: a redo
+    [ -d "$r" ] && return   # of its own; not if it was killed: that is an error
     unset REDO_RUN; exec /bin/sh "${REDO_PY:-$0}" "$c" "$@"
   }
   j=${REDO_JOB-0}
@@ -46,7 +46,7 @@ if [ -n "$r" ]; then
   [ "$x" != R ] || { unset REDO_RUN; exec /bin/sh "${REDO_PY:-$0}" "$c" "$@"; }
   alone "$@"
   # Its job's fifo closed under it (the .do had ended): once more, with a fifo of its own.
-  [ "$k" != J ] || exec /bin/sh "${REDO_PY:-$0}" "$c" "$@"
+  [ "$k" != J ] || ! kill -0 "$REDO_PID" 2>/dev/null || exec /bin/sh "${REDO_PY:-$0}" "$c" "$@"
   echo "redo-$c: lost contact with the running redo" >&2
   exit 2
 fi
@@ -2067,8 +2067,9 @@ __redo_call() {
   case $__redo_x in [0-9]|[0-9][0-9]|[0-9][0-9][0-9]) return "$__redo_x" ;; esac
   __redo_alone "$@"
 }
-__redo_alone() {   # the run ended without an answer (or is ending): a redo of its own
-  if [ "$__redo_x" != R ] && kill -0 "$REDO_PID" 2>/dev/null && [ -d "$REDO_RUN" ]; then
+__redo_alone() {   # the run ended (its directory moved away) without an answer: a redo of its own
+  if [ "$__redo_x" != R ] && [ -d "$REDO_RUN" ]; then
+    if ! kill -0 "$REDO_PID" 2>/dev/null; then echo "redo-$__redo_c: lost contact with the running redo" >&2; return 2; fi
     # Its job's fifo closed under it (the .do had ended): once more, with a fifo of its own.
     if [ "${__redo_k-}" = J ]; then __redo_k=; __redo_call "$__redo_c" "$@"; return; fi
     echo "redo-$__redo_c: cannot reach the running redo through $REDO_RUN (file system full?)" >&2; return 2

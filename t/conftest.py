@@ -101,3 +101,20 @@ def any_python(request):
 def pytest_configure(config):
     config.addinivalue_line(
         'markers', 'slow: a test that takes seconds (still run by default)')
+    config.addinivalue_line(
+        'markers', 'random: a randomized test of t/test_random.py (seeds and steps set by --random-*)')
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup('random', 'randomized differential tests (t/test_random.py)')
+    g.addoption('--random-seed', action='append', default=[], metavar='N[,M...]',
+                help='run only these seeds (as a failure prints them)')
+    g.addoption('--random-seeds', type=int, default=None, metavar='N',
+                help='run N seeds, from --random-base on (default: a new random base, printed)')
+    g.addoption('--random-base', type=int, default=None, metavar='N',
+                help='the first seed of --random-seeds')
+    g.addoption('--random-steps', type=int, default=None, metavar='N',
+                help='steps (edits + build) per seed')
+    g.addoption('--random-features', default=None, metavar='SPEC',
+                help="features of the generator: 'all' (known defects included), or "
+                     "changes to the default set such as +fail_or,-dir3")
