@@ -684,6 +684,44 @@ def replace_path(src, dst):
     remove_tree(old)
 
 
+def try_lock(path, make_dir=False):
+    """An fd holding an exclusive flock on the lock file path (made if need
+    be, and its directory too with make_dir), or None if another process
+    holds it.  redo-cleanup removes a lock file while it holds it: a lock
+    taken on a file removed meanwhile is no lock, and is taken again."""
+    import fcntl
+    for _ in range(100):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o666)
+        except FileNotFoundError as e:
+            if not make_dir:
+                raise Error('cannot open the lock %s: %s' % (quote(path), e.strerror))
+            make_dirs(os.path.dirname(path))  # a .do removed the directory
+            continue
+        except OSError as e:
+            raise Error('cannot open the lock %s: %s' % (quote(path), e.strerror))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except OSError as e:
+            os.close(fd)
+            raise Error('cannot lock %s: %s' % (quote(path), e.strerror))
+        st = os.fstat(fd)
+        if not _is_file(st):
+            os.close(fd)
+            raise Error('cannot lock %s: not a regular file' % quote(path))
+        try:
+            now = os.stat(path)           # a lock file may be a symlink
+        except OSError:
+            now = None
+        if now is not None and (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev):
+            return fd
+        os.close(fd)
+    raise Error('cannot lock %s: it is replaced again and again' % quote(path))
+
+
 def _is_dir(st):
     return (st.st_mode & 0o170000) == 0o040000
 
@@ -3358,40 +3396,10 @@ class Run(Graph):
 
     def take_lock(self, n):
         """Locks n against other redo processes; False if one holds it."""
-        import fcntl
         self.make_dirs(os.path.join(os.path.dirname(n.path), STATE_DIR))
-        path = state_file(n.path, LOCK_SUFFIX)
-        for _ in range(100):
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o666)
-            except FileNotFoundError:     # a .do removed the directory
-                make_dirs(os.path.dirname(path))
-                continue
-            except OSError as e:
-                raise Error('cannot open the lock %s: %s' % (quote(path), e.strerror))
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                return False
-            except OSError as e:
-                os.close(fd)
-                raise Error('cannot lock %s: %s' % (quote(path), e.strerror))
-            # redo-cleanup removes a lock file while it holds it: locked
-            # after that, this one is no longer the lock.
-            st = os.fstat(fd)
-            if not _is_file(st):
-                os.close(fd)
-                raise Error('cannot lock %s: not a regular file' % quote(path))
-            try:
-                now = os.stat(path)
-            except OSError:
-                now = None
-            if now is not None and (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev):
-                break
-            os.close(fd)
-        else:
-            raise Error('cannot lock %s: it is replaced again and again' % quote(path))
+        fd = try_lock(state_file(n.path, LOCK_SUFFIX), make_dir=True)
+        if fd is None:
+            return False
         os.ftruncate(fd, 0)       # what a killed holder published is stale
         self.locks[n.path] = [fd, b'']    # and what it publishes (waits)
         return True
@@ -4969,32 +4977,6 @@ def remove_target(path, rec, with_file=True):
         return True
     finally:
         os.close(fd)
-
-
-def try_lock(path):
-    """An fd holding the lock file path (made if need be), or None if a
-    build holds it.  A lock file that redo-cleanup removed meanwhile is no
-    longer the lock: taken again (as Run.take_lock does)."""
-    import fcntl
-    for _ in range(100):
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o666)
-        except OSError as e:
-            raise Error('cannot open the lock %s: %s' % (quote(path), e.strerror))
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        except OSError as e:
-            os.close(fd)
-            raise Error('cannot lock %s: %s' % (quote(path), e.strerror))
-        st = os.fstat(fd)
-        now = lstat_or_none(path)
-        if now is not None and (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev):
-            return fd
-        os.close(fd)
-    raise Error('cannot lock %s: it is replaced again and again' % quote(path))
 
 
 def tidy_state_dir(sd):

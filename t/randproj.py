@@ -24,10 +24,11 @@ import hashlib
 import os
 import random
 import shutil
-import signal
 import stat
 import subprocess
 import time
+
+from concurrency import kill_session, session_pids  # noqa: F401  (test_random uses them)
 
 # Every switch of the generator.  A project uses a random subset of the
 # enabled ones (see Sim.__init__).
@@ -1248,35 +1249,6 @@ class Sim:
                 if now != was:
                     return '%s changed' % p
         return ''
-
-
-def kill_session(sid):
-    """SIGKILL to every process of session sid until none is left."""
-    for _ in range(100):
-        pids = session_pids(sid)
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        time.sleep(0.01)
-
-
-def session_pids(sid):
-    pids = []
-    for n in os.listdir('/proc'):
-        if not n.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % n) as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != 'Z' and int(fields[3]) == sid:
-            pids.append(int(n))
-    return pids
 
 
 def make_bindir(d):
