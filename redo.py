@@ -5,8 +5,10 @@
 # Inside a running build (REDO_RUN names the coordinator's directory) the
 # commands that change the build are answered by the coordinator process:
 # this client writes its request to a file, names it on the coordinator's
-# fifo and waits for a one-line answer, without starting Python.  Anything
-# else starts Python on this same file, through a cache of its compiled code.
+# fifo and waits for a one-line answer, without starting Python (the
+# protocol: §12; the same client as shell functions: CLIENT_FUNCTIONS).
+# Anything else starts Python on this same file, through a cache of its
+# compiled code.
 n=${0##*/}
 case $n in redo-*) c=${n#redo-} ;; *) c=redo ;; esac
 s=
@@ -29,18 +31,23 @@ if [ -n "$r" ]; then
     unset REDO_RUN; exec /bin/sh "${REDO_PY:-$0}" "$c" "$@"
   }
   j=${REDO_JOB-0}
-  if [ "$c" = stamp ]; then
-    { printf '%s\0\0' "$PWD"; cat; } 2>/dev/null >"$r/$$.q"
-  else
-    { printf '%s\0' "$PWD"; export -p; printf '\0'; [ $# = 0 ] || printf '%s\0' "$@"; } 2>/dev/null >"$r/$$.q"
-  fi || { alone "$@"; echo "redo-$c: cannot write the request in $r (file system full?)" >&2; exit 2; }
+  q() {   # the request (see CLIENT_FUNCTIONS)
+    if [ "$c" = stamp ]; then printf '%s\0\0' "$PWD" && cat
+    else printf '%s\0' "$PWD" && export -p && printf '\0' && { [ $# = 0 ] || printf '%s\0' "$@"; }
+    fi
+  }
   set -C
-  if [ -p "$r/$j.r" ] && { true >"$r/$j.c"; } 2>/dev/null; then k=J f=$r/$j.r; else k=P f=$r/$$.r; mkfifo "$f" 2>/dev/null || { alone "$@"; mkfifo "$f" || exit 2; }; fi
+  k=J i=$j
+  if ! { [ -p "$r/$j.r" ] && q "$@" >"$r/$j.c"; } 2>/dev/null; then
+    k=P i=$$
+    { q "$@" >|"$r/$$.q"; } 2>/dev/null || { alone "$@"; echo "redo-$c: cannot write the request in $r (file system full?)" >&2; exit 2; }
+    mkfifo "$r/$$.r" 2>/dev/null || { alone "$@"; mkfifo "$r/$$.r" || exit 2; }
+  fi
   e=2; command exec 8>&2 && e=8   # our stderr, for the run to find (2 is moved below)
   x=
-  { printf '%s %s %s %s %s/fd/%s\n' "$c" "$j" $$ $k $$ $e 1<>"$r/req"; } 2>/dev/null &&
-    kill -0 "$REDO_PID" 2>/dev/null && { read -r x <"$f"; } 2>/dev/null
-  printf 'done %s %s %s\n' "$j" $$ $k 1<>"$r/req" 2>/dev/null
+  { printf '%s %s %s %s %s/fd/%s\n' "$c" "$j" $i $k $$ $e 1<>"$r/req"; } 2>/dev/null &&
+    kill -0 "$REDO_PID" 2>/dev/null && { read -r x <"$r/$i.r"; } 2>/dev/null
+  printf 'done %s %s %s\n' "$j" $i $k 1<>"$r/req" 2>/dev/null
   case $x in [0-9]|[0-9][0-9]|[0-9][0-9][0-9]) exit "$x" ;; esac
   # The run ended before it could answer: this call runs as a redo of its own.
   [ "$x" != R ] || { unset REDO_RUN; exec /bin/sh "${REDO_PY:-$0}" "$c" "$@"; }
@@ -2064,14 +2071,18 @@ WRAP_GATE = ('read -r __redo_go && [ "$__redo_go" = go ] || exit 0; unset __redo
 WRAP_SOURCE = WRAP_GATE + '%s. "$0"'
 WRAP_EXEC = WRAP_GATE + 'exec "$@"'
 
-# The client again (see the top of the file and §12), as shell functions
+# The client again (the protocol is described in §12; the sh part at the
+# top of the file is the same client as a program), as shell functions
 # that aliases put in place of the commands while the .do is sourced: a call
 # then costs no process at all.  Being in the .do's own shell, they use
-# names of their own, keep `set -C` as they found it, fail only where a
-# command would (errexit applies at the call), and make the request's name
-# unique with O_EXCL, since $$ is the same in the .do's subshells (the
-# coordinator removes the request file at `done`, so a name is not taken
-# again while its call waits).  What a separate program would do instead
+# names of their own, keep `set -C` as they found it, and fail only where a
+# command would (errexit applies at the call).  They differ from the
+# program in two ways.  The .do's own shell keeps its job's claim once it
+# has it (kind K), so that calls in a row never wait for the run to see a
+# `done` and never make a fifo; it knows itself by /proc/self being
+# /proc/$$.  And a subshell shares $$, so a request of its own is named by
+# the pid /proc/self/stat gives, made unique with O_EXCL all the same (the
+# coordinator removes it at `done`).  What a separate program would do instead
 # (--help, --version, --install; a redo the .do cut off from the run by
 # unsetting REDO_RUN, which is then a new top-level redo) runs the programs
 # found on PATH.  Left out under -x and -v, whose traces would show them,
@@ -2083,33 +2094,47 @@ __redo_call() {
   [ -n "${REDO_JOB-}" ] && [ -p "${REDO_RUN-}/req" ] || __redo_x=1
   for __redo_a; do case $__redo_a in -h|--help|-V|--version|--install|--install=*|-[!-]*[hV]*) __redo_x=1 ;; esac; done
   if [ -n "$__redo_x" ]; then if [ "$__redo_c" = redo ]; then command redo "$@"; else command "redo-$__redo_c" "$@"; fi; return; fi
-  case $- in *C*) __redo_C=1 ;; *) __redo_C=; set -C ;; esac
-  __redo_n=0
-  until { true >"$REDO_RUN/$$.$__redo_n.q"; } 2>/dev/null; do
-    __redo_n=$((__redo_n + 1))
-    if [ "$__redo_n" -gt 99999 ] || [ ! -d "$REDO_RUN" ]; then [ -n "$__redo_C" ] || set +C; __redo_alone "$@"; return; fi
-  done
-  __redo_i=$$.$__redo_n
-  if [ "$__redo_c" = stamp ]; then { printf '%s\0\0' "$PWD"; cat; } 2>/dev/null >|"$REDO_RUN/$__redo_i.q"
-  else { printf '%s\0' "$PWD"; export -p; printf '\0'; [ $# = 0 ] || printf '%s\0' "$@"; } 2>/dev/null >|"$REDO_RUN/$__redo_i.q"
-  fi || { [ -n "$__redo_C" ] || set +C; __redo_alone "$@"; return; }
-  if [ -p "$REDO_RUN/$REDO_JOB.r" ] && { true >"$REDO_RUN/$REDO_JOB.c"; } 2>/dev/null; then __redo_k=J __redo_f=$REDO_RUN/$REDO_JOB.r; else __redo_k=P __redo_f=$REDO_RUN/$__redo_i.r; { mkfifo "$__redo_f"; } 2>/dev/null || { [ -n "$__redo_C" ] || set +C; __redo_alone "$@"; return; }; fi
-  [ -n "$__redo_C" ] || set +C
-  { read -r __redo_p __redo_x </proc/self/stat; } 2>/dev/null || __redo_p=$$
+  # The calling process: $$ unless in a subshell (dash's read takes a byte a call: only then).
+  if [ /proc/self -ef "/proc/$$" ]; then __redo_p=$$ __redo_m=1; else __redo_m=; { read -r __redo_p __redo_x </proc/self/stat; } 2>/dev/null || __redo_p=$$; fi
+  __redo_i=$REDO_JOB
+  if [ -n "$__redo_m" ] && [ "${__redo_J-}" = "$REDO_RUN/$REDO_JOB" ]; then
+    __redo_k=K
+    { __redo_q "$@" >|"$REDO_RUN/$REDO_JOB.c"; } 2>/dev/null || { __redo_J=; __redo_alone "$@"; return; }
+  else
+    case $- in *C*) __redo_C=1 ;; *) __redo_C=; set -C ;; esac
+    if { [ -p "$REDO_RUN/$REDO_JOB.r" ] && __redo_q "$@" >"$REDO_RUN/$REDO_JOB.c"; } 2>/dev/null; then
+      __redo_k=J
+      [ -z "$__redo_m" ] || { __redo_k=K; __redo_J=$REDO_RUN/$REDO_JOB; }
+    else
+      __redo_k=P __redo_n=0
+      until { true >"$REDO_RUN/$__redo_p.$__redo_n.q"; } 2>/dev/null; do
+        __redo_n=$((__redo_n + 1))
+        if [ "$__redo_n" -gt 99999 ] || [ ! -d "$REDO_RUN" ]; then [ -n "$__redo_C" ] || set +C; __redo_alone "$@"; return; fi
+      done
+      __redo_i=$__redo_p.$__redo_n
+      { __redo_q "$@" >|"$REDO_RUN/$__redo_i.q" && mkfifo "$REDO_RUN/$__redo_i.r"; } 2>/dev/null || { [ -n "$__redo_C" ] || set +C; __redo_alone "$@"; return; }
+    fi
+    [ -n "$__redo_C" ] || set +C
+  fi
   __redo_x=
   # From the request on, fd 2 stays as the caller has it: the run looks at it.
-  kill -0 "$REDO_PID" 2>/dev/null &&
-    printf '%s %s %s %s %s/fd/2\n' "$__redo_c" "$REDO_JOB" "$__redo_i" $__redo_k "$__redo_p" 1<>"$REDO_RUN/req" &&
-    read -r __redo_x <"$__redo_f" || :
-  { printf 'done %s %s %s\n' "$REDO_JOB" "$__redo_i" $__redo_k 1<>"$REDO_RUN/req"; } 2>/dev/null
+  printf '%s %s %s %s %s/fd/2\n' "$__redo_c" "$REDO_JOB" "$__redo_i" $__redo_k "$__redo_p" 1<>"$REDO_RUN/req" &&
+    read -r __redo_x <"$REDO_RUN/$__redo_i.r" || :
+  [ $__redo_k = K ] || { printf 'done %s %s %s\n' "$REDO_JOB" "$__redo_i" $__redo_k 1<>"$REDO_RUN/req"; } 2>/dev/null
   case $__redo_x in [0-9]|[0-9][0-9]|[0-9][0-9][0-9]) return "$__redo_x" ;; esac
   __redo_alone "$@"
+}
+__redo_q() {   # the request, if the run is there
+  kill -0 "$REDO_PID" || return
+  if [ "$__redo_c" = stamp ]; then printf '%s\0\0' "$PWD" && cat
+  else printf '%s\0' "$PWD" && export -p && printf '\0' && { [ $# = 0 ] || printf '%s\0' "$@"; }
+  fi
 }
 __redo_alone() {   # the run ended (its directory moved away) without an answer: a redo of its own
   if [ "$__redo_x" != R ] && [ -d "$REDO_RUN" ]; then
     if ! kill -0 "$REDO_PID" 2>/dev/null; then echo "redo-$__redo_c: lost contact with the running redo" >&2; return 2; fi
     # Its job's fifo closed under it (the .do had ended): once more, with a fifo of its own.
-    if [ "${__redo_k-}" = J ]; then __redo_k=; __redo_call "$__redo_c" "$@"; return; fi
+    if [ "${__redo_k-}" != P ]; then __redo_k=P __redo_J=; __redo_call "$__redo_c" "$@"; return; fi
     echo "redo-$__redo_c: cannot reach the running redo through $REDO_RUN (file system full?)" >&2; return 2
   fi
   REDO_RUN= command /bin/sh "$REDO_PY" "$__redo_c" "$@"
@@ -2400,17 +2425,26 @@ class Job:
 # build costs at most one /bin/sh start and never a Python start, and
 # nothing is read from disk twice in a run.
 #
-# The protocol, all in REDO_RUN (a private directory):
-#   - the client writes its request to <pid>.q: the working directory, the
-#     environment (what `export -p` prints: the .do files the call builds
-#     run with it, as under a separate process), then the arguments, each
-#     ended by a NUL (redo-stamp: an empty environment, then stdin);
-#   - it claims its job's reply fifo <job>.r by creating <job>.c with
-#     O_EXCL, or, if another client of the same job holds it (commands run
-#     in parallel from one .do), makes its own fifo <pid>.r;
-#   - it writes `cmd job pid J|P` to the fifo `req` (one short write, so
-#     atomic between clients), reads the one-line exit status from its reply
-#     fifo, then writes `done job pid J|P` so that the claim is released.
+# The protocol, all in REDO_RUN (a private directory), spoken by three
+# clients: the sh part at the top of this file, CLIENT_FUNCTIONS (§11) and
+# client_request (§13).
+#   - The request: the working directory, the environment (what `export -p`
+#     prints: the .do files the call builds run with it, as under a
+#     separate process), then the arguments, each ended by a NUL
+#     (redo-stamp: an empty environment, then stdin).
+#   - Kind J: the client writes it to <job>.c, created with O_EXCL: that
+#     claims the job's reply fifo <job>.r.  Kind K: the .do's own shell
+#     keeps the claim once it has it, and writes <job>.c again for each
+#     call.  Kind P: another client holds the claim (calls in parallel
+#     from one .do), or the job's fifo is gone (the .do ended): the request
+#     goes to <id>.q, the answer to a fifo of its own, <id>.r.
+#   - The client then writes `cmd job id kind PID/fd/N` to the fifo `req`
+#     (one short write, so atomic between clients; id is the job for J and
+#     K; PID/fd/N its stderr, which the coordinator opens through /proc),
+#     reads the one-line exit status from its reply fifo, and, for J and P,
+#     writes `done job id kind`, which releases the claim or removes its files.
+#   - An answer `R` instead of a status: the run ended first (its directory
+#     was moved away); the call runs as a redo of its own (REDO_PY).
 # The coordinator holds `req` and each reply fifo open read-write, so no
 # open ever blocks it, and a client whose coordinator dies reads EOF.
 #
@@ -3798,22 +3832,23 @@ class Run(Graph):
             else:
                 self.on_request(cmd, jobid, pid, kind, err)
 
-    def on_done(self, jobid, pid, kind):
+    def on_done(self, jobid, rid, kind):
         if kind == 'J':
+            # The claim is released, unless its job has ended (Job.close).
             if jobid.isdigit() and int(jobid) in self.jobs_by_id:
                 unlink_quiet(os.path.join(self.dir, '%s.c' % jobid))
-        else:
-            fd = self.replies.pop((jobid, pid), None)
-            if fd is not None:
-                os.close(fd)
-            unlink_quiet(os.path.join(self.dir, '%s.r' % pid))
-        # The request file goes last: while it is there, no subshell of the
-        # same .do (the same $$) can take its name (see CLIENT_FUNCTIONS).
-        unlink_quiet(os.path.join(self.dir, '%s.q' % pid))
+            return
+        fd = self.replies.pop((jobid, rid), None)
+        if fd is not None:
+            os.close(fd)
+        unlink_quiet(os.path.join(self.dir, '%s.r' % rid))
+        # The request file goes last: while it is there, no other client
+        # can take its name (see CLIENT_FUNCTIONS).
+        unlink_quiet(os.path.join(self.dir, '%s.q' % rid))
 
     def on_request(self, cmd, jobid, rid, kind, err=None):
         job = self.jobs_by_id.get(int(jobid)) if jobid.isdigit() else None
-        if kind == 'J':
+        if kind in ('J', 'K'):
             fd = job.fifo_fd if job is not None else None
         else:
             try:
@@ -3821,7 +3856,7 @@ class Run(Graph):
             except OSError:
                 return
             self.replies[(jobid, rid)] = fd
-        data = read_bytes_or_none(os.path.join(self.dir, '%s.q' % rid))
+        data = read_bytes_or_none(os.path.join(self.dir, '%s.q' % rid if kind == 'P' else '%s.c' % jobid))
         if fd is None:
             return
         orphan = job is None and jobid.isdigit() and 0 < int(jobid) < self.next_job \
@@ -3845,7 +3880,7 @@ class Run(Graph):
         else:
             task = Task(None, job.node, owner=job.task)
             if not (err and err.replace('/fd/', '', 1).isdigit()):
-                err = '%s/fd/2' % rid.partition('.')[0]
+                err = None                # an old client: its job's stderr
             task.gen = self.t_serve(task, job, cmd, cwd, env_text, args, fd, err)
         self.ready.append((task, None))
         self.pump()
@@ -4118,6 +4153,8 @@ class Run(Graph):
         through /proc (err is PID/fd/N); that of the calling job where it
         is the same or cannot be known."""
         parent = job.term
+        if err is None:
+            return parent
         try:
             st = os.stat('/proc/' + err)
         except (OSError, ValueError):
@@ -4251,24 +4288,27 @@ def coordinator_dir(env):
 def client_request(d, env, cmd, body):
     job = env.get(ENV_JOB, '0')
     pid = os.getpid()
-    with open(os.path.join(d, '%d.q' % pid), 'wb') as f:
-        f.write(body)
-    try:
-        os.close(os.open(os.path.join(d, '%s.c' % job), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        kind, fifo = 'J', os.path.join(d, '%s.r' % job)
-    except FileExistsError:
-        kind, fifo = 'P', os.path.join(d, '%d.r' % pid)
-        os.mkfifo(fifo)
+    kind, rid = 'J', job
+    try:                  # the job's fifo, if no other client has claimed it
+        if os.stat(os.path.join(d, '%s.r' % job)).st_mode & 0o170000 != 0o010000:
+            raise FileNotFoundError
+        with open(os.path.join(d, '%s.c' % job), 'xb') as f:
+            f.write(body)
+    except (FileExistsError, FileNotFoundError):
+        kind, rid = 'P', str(pid)
+        with open(os.path.join(d, '%s.q' % rid), 'wb') as f:
+            f.write(body)
+        os.mkfifo(os.path.join(d, '%s.r' % rid))
     # Read-write opens of the fifos never block, even with the coordinator
     # gone; its death shows as end of file on the reply.
     req = os.open(os.path.join(d, 'req'), os.O_RDWR)
     answer = b''
     try:
-        os.write(req, ('%s %s %d %s %d/fd/2\n' % (cmd, job, pid, kind, pid)).encode())
+        os.write(req, ('%s %s %s %s %d/fd/2\n' % (cmd, job, rid, kind, pid)).encode())
         if coordinator_dir(env) is not None:
-            with open(fifo, 'rb') as f:
+            with open(os.path.join(d, '%s.r' % rid), 'rb') as f:
                 answer = f.readline()
-        os.write(req, ('done %s %d %s\n' % (job, pid, kind)).encode())
+        os.write(req, ('done %s %s %s\n' % (job, rid, kind)).encode())
     finally:
         os.close(req)
     try:

@@ -800,3 +800,44 @@ def test_no_trace_without_x(sb):
     trace_tree(sb)
     p = sb.redo('all', check=True)
     assert 'TOPMARK' not in p.stderr
+
+
+# ---------------------------------------------------------------------------
+# What a call from a .do costs
+# ---------------------------------------------------------------------------
+
+def test_calls_in_a_row_from_a_do_start_no_program(sb):
+    """A .do's redo-ifchange, one after the other, are answered through its
+    job's own fifo: none of them starts a program (mkfifo included), not
+    even when the run has not yet seen that the call before ended."""
+    from helpers import strace
+    n = 300
+    for i in range(n):
+        sb.write('s%d' % i, '%d\n' % i)
+    sb.write('all.do', ''.join('redo-ifchange s%d\n' % i for i in range(n)) + 'echo ok\n')
+    p, trace = strace(sb, 'execve', 'redo', 'all')
+    assert p.returncode == 0, p.stderr
+    assert sb.read('all') == 'ok\n'
+    ran = [ln for ln in trace if 'execve(' in ln and '= 0' in ln]
+    # redo, its Python, all.do's sh: nothing else.
+    assert len(ran) == 3 and 'execve("/bin/sh", ["/bin/sh", "-e", "-c"' in ran[2], '\n'.join(ran)
+
+
+def test_calls_from_subshells_and_background_of_one_do(sb):
+    """Calls from a subshell, a command substitution and the background,
+    mixed with the .do's own: each gets its own answer."""
+    sb.write('ok.do', 'echo ok\n')
+    sb.write('bad.do', 'exit 3\n')
+    sb.write('all.do', '\n'.join([
+        'redo-ifchange ok',
+        '( redo-ifchange bad ) && echo "sub: wrong" || echo "sub: $?"',
+        'x=$(redo-ifchange ok && echo yes); echo "subst: $x"',
+        'redo-ifchange bad & b=$!',
+        'redo-ifchange ok; echo "own: $?"',
+        'wait $b && echo "bg: wrong" || echo "bg: $?"',
+        'redo-ifchange bad || echo "own bad: $?"',
+        'redo-ifchange ok && echo "own ok"',
+    ]) + '\n')
+    p = sb.redo('all', '-k')
+    assert p.returncode == 0, p.stderr
+    assert sb.read('all') == 'sub: 1\nsubst: yes\nown: 0\nbg: 1\nown bad: 1\nown ok\n'
