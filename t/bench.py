@@ -3,8 +3,9 @@
 
 Run it from anywhere (standard library only, Python 3.8+):
 
-    python3 t/bench.py                  # N=1000 and N=10000, 5 runs each (long)
-    python3 t/bench.py --quick          # N=1000 only, 3 runs
+    python3 t/bench.py                  # N=1000 and N=10000, 100000 sources,
+                                        # 5 runs each (long)
+    python3 t/bench.py --quick          # N=1000 only, no sources tree, 3 runs
     python3 t/bench.py --quick --only redo.py
     python3 t/bench.py --vs ~/src/redo/bin --vs goredo=/opt/goredo/bin
     python3 t/bench.py -n 200 --chain 100 --runs 3 --json out.json
@@ -17,11 +18,25 @@ Trees are generated in a temporary directory (kept with --keep):
             `redo-ifchange srcK; cat srcK >"$3"`, and a virtual target `all`
             whose all.do is one `redo-ifchange t0 t1 ... tN-1` line
             (one call; Linux takes a long argv). N = 1000 and 10000 by
-            default; --quick keeps 1000 only; -n N (repeatable) sets them.
+            default; --quick keeps 1000 only; -n N (repeatable) sets them
+            (-n 0 alone: no wide tree).
   chain-D   a chain of D targets: c0.do does `redo-ifchange src` and writes
             "0 <first line of src>"; cK.do does `redo-ifchange cK-1` and writes
             "K <the rest of cK-1's line>", so a change of src travels all the
             way up. D = 1000 (--chain D; 0 leaves it out). The top is cD-1.
+  sources-N N sources sK (one short line each) and an all.do that is one
+            `redo-ifchange s0 s1 ... sN-1` line: N sources checked in one
+            call, for the memory and the no-op time of a large call. The
+            names are short so that the call also fits in one argv for a
+            tool that execs redo-ifchange (about 1.5 MB at N = 100000;
+            ARG_MAX is usually 2 MiB; the script says so when it does not
+            fit). Only the full and noop steps are run (there is nothing
+            to touch or change but sources). N = 100000 (--sources N; 0
+            leaves it out); --quick leaves it out unless --sources is given.
+            A default run stays reasonable with it: on 2 CPUs and tmpfs it
+            adds about two minutes (a copy of the tree, a full build and a
+            no-op per run and series, 3-5 s in all), where wide-10000 takes
+            ten or more.
 
 What it measures
 ----------------
@@ -34,6 +49,8 @@ order (each one a whole process, timed with perf_counter around it):
           (srcN/2, or src in the chain). redo.py rebuilds nothing (SPEC §4).
   change  after that source's content changed: the wide tree rebuilds one
           target (and runs all.do), the chain rebuilds all D targets.
+
+(The sources tree has full and noop only.)
 
 J is 1 and 2, passed as -j1 / -j2 to the top-level redo-ifchange. An
 implementation whose redo-ifchange does not take -jN is run once, with its
@@ -52,19 +69,30 @@ mtime or size changed). A wrong output counts as a failure.
 
 The floor
 ---------
-"floor (sh)" is the cost of the same .do files run by plain sh with no build
-tool: a generated shell script that, for each target that must be (re)built
-in a step, runs `sh -e tK.do tK tK tK.tmp` and `mv -f tK.tmp tK` (all.do with
-no mv: it writes nothing), in dependency order, sequentially. `redo-ifchange`
-is a no-op on PATH for it: a link to the `true` binary (an `exit 0` sh script
-where `true` is busybox). Its steps: full runs every .do; noop and touch run
-an empty script (one sh start: nothing needs doing); change runs tN/2.do and
-all.do for the wide tree, every cK.do for the chain. At -j2 the full build
-of the wide tree splits the tK.do runs into two halves, run by two sh at
-once, then runs all.do: what the plain scripts gain from a second CPU, with
-no build tool in the way. Every other floor step is the same at -j1 and
--j2 (nothing there can run in parallel). The columns that compare with the
-floor (ms/target>floor, x floor) always use the floor's -j1 median.
+"floor (sh)" is the cost of the .do bodies alone, with no build tool: a
+generated sh script (the driver, one `/bin/sh` for the whole step) that,
+for each .do that must run in a step, in dependency order, sequentially,
+runs
+
+    /bin/sh -e -c "$P" tK.do tK tK tK >.floor-out/tK
+
+where $P is `alias redo=: redo-ifchange=: redo-ifcreate=: redo-always=:
+redo-stamp=:; . "./$0"`. That is one sh process per .do (the driver's fork,
+which execs sh), and nothing else: the redo commands in the .do are aliases
+of the builtin `:` (their arguments are expanded, no process starts), the
+.do is sourced under `sh -e` with $0 = tK.do and $1 $2 $3 set as redo.py
+does it, and its stdout goes to a file of its own, as redo gives it. $3 is
+the target itself, so there is no mv after (all.do writes nothing; its $3
+is `all`). Its steps: full runs every .do (then all.do for the wide
+tree; only all.do for the sources tree); noop and touch run an empty script
+(one sh start: nothing needs doing); change runs tN/2.do and all.do for the
+wide tree, every cK.do for the chain. At -j2 the full build of the wide
+tree splits the tK.do runs into two halves, run by two sh at once, then
+runs all.do: what the .do bodies gain from a second CPU, with no build tool
+in the way. Every other floor step is the same at -j1 and -j2 (nothing
+there can run in parallel). The columns that compare with the floor
+(ms/target>floor, x floor, cpu ms/t>floor) always use the floor's -j1
+median of the same tree and step, also in the floor's -j2 row.
 
 Which implementations
 ---------------------
@@ -101,7 +129,9 @@ One table per tree and step:
   ms/target>floor  (median - floor median) / targets in the tree, in ms: what
                    the tool costs per target on top of running the .do files
                    (for noop and touch: the cost of checking one target;
-                   below 0 at -j2: faster than the sequential floor)
+                   below 0 at -j2: faster than the sequential floor; per
+                   source for the sources tree; "-" in the floor -j1 row,
+                   the reference)
   x redo.py        median / redo.py's median at the same -j (below 1: faster;
                    a "-" row is compared with redo.py -j1)
   x floor          median / floor median
@@ -109,17 +139,39 @@ One table per tree and step:
                    and every process it waited for (wait4's rusage): the
                    work done, whatever the -j. On C CPUs no run can take
                    less than cpu s / C seconds
+  cpu ms/t>floor   (cpu s - the floor's -j1 cpu s) / targets, in ms: the
+                   CPU the tool spends per target beyond the .do bodies,
+                   whatever the -j (per source for the sources tree)
+  busy             cpu s / (J x median s), J the -j value (os.cpu_count()
+                   in a "-" row): how busy the run kept the CPUs its -j
+                   allows; 1 is every one of them all the time. It can pass
+                   1 when a tool uses more CPUs than its -j (redo.py starts
+                   the next .do's shell ahead on an idle CPU)
   peak MiB         median of the peak RSS (see above)
   rebuilt          targets whose file was replaced; "!" marks a count that
                    differs from what SPEC.md asks of redo.py (full: all,
-                   noop: 0, touch: 0, change: 1 wide / D chain)
+                   noop: 0, touch: 0, change: 1 wide / D chain; 0 for the
+                   sources tree, which has no file target)
+
+After the tables, when redo.py ran, its goals, each with the measured
+median and "ok" or "MISS" ("not measured" when that series failed), for
+the trees that were run:
+
+  full -j2, wide trees     wall <= 0.55 x cpu s (busy >= 0.91)
+  full -j1/-j2, wide and   cpu ms/t>floor <= 1.0
+    chain trees
+  noop -j1/-j2             wall <= 0.03 s at 1000 targets, 0.2 s at 10000,
+                           2 s at 100000 (wide or sources tree)
+  wide-10000, sources-     peak < 50 MB (wide-10000), < 250 MB
+    100000                 (sources-100000): the largest median peak of
+                           any step and -j, in MB of 10^6 bytes
 
 Then the notes (e.g. "-j2 skipped") and the failures in detail.
 
-Options: --runs R, --quick, -n N, --chain D, --vs [NAME=]DIR, --only LABEL,
---no-sync, --keep, --json FILE (every raw time, RSS and count), --timeout SEC
-(per top-level command, default 1800), --tmpdir DIR (where the work directory
-goes; file systems differ).
+Options: --runs R, --quick, -n N, --chain D, --sources N, --vs [NAME=]DIR,
+--only LABEL, --no-sync, --keep, --json FILE (every raw time, CPU time, RSS
+and count), --timeout SEC (per top-level command, default 1800), --tmpdir
+DIR (where the work directory goes; file systems differ).
 
 Exit status: 0 when redo.py and the floor ran every step correctly, 1 when
 one of them failed (peers' failures are only reported), 2 for bad usage.
@@ -168,6 +220,19 @@ DROPPED_ENV_PREFIXES = ("REDO",)
 DROPPED_ENV = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "DO_BUILT")
 TAIL_LINES = 12
 PROBE_TIMEOUT = 60
+SH = "/bin/sh"              # what redo.py runs a .do with
+FLOOR_OUT = ".floor-out"    # the floor's stdout files, one per .do run
+# The floor's .do runs: the redo commands are aliases of `:` (no process,
+# no work but expanding their arguments), then the .do is sourced.
+FLOOR_PRELUDE = ("alias redo=: redo-ifchange=: redo-ifcreate=: "
+                 "redo-always=: redo-stamp=:; . \"./$0\"")
+DEFAULT_SOURCES = 100000    # --sources without --quick
+
+# The goals redo.py is measured against (printed after the tables).
+GOAL_BUSY_J2 = 0.55         # full build at -j2: wall <= this x cpu
+GOAL_CPU_MS = 1.0           # full build: cpu ms per target over the floor
+GOAL_NOOP_S = {1000: 0.03, 10000: 0.2, 100000: 2.0}    # items -> seconds
+GOAL_PEAK_MB = {("wide", 10000): 50, ("sources", 100000): 250}
 
 # ---------------------------------------------------------------------------
 # §2 Process running
@@ -309,6 +374,19 @@ def env_with_bin(base: Dict[str, str], bindir: Path) -> Dict[str, str]:
     return env
 
 
+def copy_tree(src: Path, dst: Path) -> None:
+    """Copies a tree, times kept: `cp -pR` (more than twice as fast as
+    shutil.copytree on 100000 small files), else shutil."""
+    try:
+        if subprocess.run(["cp", "-pR", str(src), str(dst)],
+                          stdin=subprocess.DEVNULL).returncode == 0:
+            return
+    except OSError:
+        pass
+    remove_tree(dst)
+    shutil.copytree(str(src), str(dst), symlinks=True)
+
+
 def remove_tree(path: Path) -> None:
     """Removes a directory tree, even one with read-only directories in it."""
     def make_writable_and_retry(func, name, _exc):
@@ -327,6 +405,7 @@ def remove_tree(path: Path) -> None:
 class Tree:
     """A generated benchmark tree and what a correct build of it yields."""
     name: str
+    kind: str               # "wide", "chain" or "sources"
     pristine: Path          # never built in; copied for every run
     top: str                # the target given to the top-level command
     targets: List[str]      # file targets, for rebuilt counts
@@ -334,28 +413,40 @@ class Tree:
     expected: Callable[[Path], Dict[str, str]]   # target -> content
     expect_rebuilt: Dict[str, int]
     floors: Dict[str, Path] = field(default_factory=dict)   # step -> script
+    steps: Tuple[str, ...] = STEPS
+    count: int = 0          # what the per-item columns divide by
+    unit: str = "targets"   # what count counts
 
 
-def write_floor(path: Path, runs: List[Tuple[str, bool]]) -> Path:
-    """Writes a sh script that runs each (target, writes_file) .do in order."""
-    lines = ["set -e"]
-    for target, writes_file in runs:
-        lines.append('sh -e %s.do %s %s %s.tmp' % ((target,) * 4))
-        if writes_file:
-            lines.append("mv -f %s.tmp %s" % (target, target))
+def floor_line(target: str) -> str:
+    """The floor's run of one .do: one sh, stdout into a file, no mv.
+
+    The sh sources the .do as redo.py does (`. "$0"` under `sh -e`) with
+    $1 $2 $3 set; $3 is the target itself, so nothing is moved after.
+    """
+    return '%s -e -c "$P" %s.do %s %s %s >%s/%s' % (
+        SH, target, target, target, target, FLOOR_OUT, target)
+
+
+def write_floor(path: Path, targets: List[str], mkdir: bool = True) -> Path:
+    """Writes a sh script that runs each target's .do in order."""
+    lines = ["set -e", "P='%s'" % FLOOR_PRELUDE]
+    if mkdir and targets:
+        lines.append("mkdir -p %s" % FLOOR_OUT)
+    lines += [floor_line(t) for t in targets]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def write_floor_halves(dir: Path, runs: List[Tuple[str, bool]],
-                       last: Tuple[str, bool]) -> Path:
-    """The -j2 floor: runs split between two sh at once, then last."""
-    half = len(runs) // 2
-    a = write_floor(dir / "half1.sh", runs[:half])
-    b = write_floor(dir / "half2.sh", runs[half:])
-    end = write_floor(dir / "last.sh", [last])
+def write_floor_halves(dir: Path, targets: List[str], last: str) -> Path:
+    """The -j2 floor: targets split between two sh at once, then last."""
+    half = len(targets) // 2
+    a = write_floor(dir / "half1.sh", targets[:half], mkdir=False)
+    b = write_floor(dir / "half2.sh", targets[half:], mkdir=False)
     path = dir / "full-j2.sh"
-    path.write_text("set -e\nsh %s & p=$!\nsh %s\nwait $p\nsh %s\n" % (a, b, end))
+    path.write_text(
+        "set -e\nP='%s'\nmkdir -p %s\n%s %s & p=$!\n%s %s\nwait $p\n%s\n" % (
+            FLOOR_PRELUDE, FLOOR_OUT, SH, a, SH, b, floor_line(last)))
     return path
 
 
@@ -372,20 +463,19 @@ def make_wide_tree(work: Path, n: int) -> Tree:
     (root / "all.do").write_text("redo-ifchange " + " ".join(targets) + "\n")
     mid = n // 2
     tree = Tree(
-        name=name, pristine=root, top="all", targets=targets,
+        name=name, kind="wide", pristine=root, top="all", targets=targets,
         source="src%d" % mid,
         expected=lambda d: {t: (d / ("src" + t[1:])).read_text()
                             for t in targets},
-        expect_rebuilt={"full": n, "noop": 0, "touch": 0, "change": 1})
+        expect_rebuilt={"full": n, "noop": 0, "touch": 0, "change": 1},
+        count=n)
     floors = work / "floors" / name
     floors.mkdir(parents=True)
-    every = [(t, True) for t in targets] + [("all", False)]
     tree.floors = {
-        "full": write_floor(floors / "full.sh", every),
-        "full-j2": write_floor_halves(floors, every[:-1], every[-1]),
+        "full": write_floor(floors / "full.sh", targets + ["all"]),
+        "full-j2": write_floor_halves(floors, targets, "all"),
         "noop": write_floor(floors / "none.sh", []),
-        "change": write_floor(floors / "change.sh",
-                              [("t%d" % mid, True), ("all", False)]),
+        "change": write_floor(floors / "change.sh", ["t%d" % mid, "all"]),
     }
     tree.floors["touch"] = tree.floors["noop"]
     return tree
@@ -412,17 +502,58 @@ def make_chain_tree(work: Path, depth: int) -> Tree:
             % (k - 1, k - 1, k))
     targets = ["c%d" % k for k in range(depth)]
     tree = Tree(
-        name=name, pristine=root, top=targets[-1], targets=targets,
-        source="src", expected=lambda d: chain_expected(d, depth),
+        name=name, kind="chain", pristine=root, top=targets[-1],
+        targets=targets, source="src",
+        expected=lambda d: chain_expected(d, depth),
         expect_rebuilt={"full": depth, "noop": 0, "touch": 0,
-                        "change": depth})
+                        "change": depth},
+        count=depth)
     floors = work / "floors" / name
     floors.mkdir(parents=True)
-    every = [(t, True) for t in targets]
-    tree.floors = {"full": write_floor(floors / "full.sh", every),
+    tree.floors = {"full": write_floor(floors / "full.sh", targets),
                    "noop": write_floor(floors / "none.sh", []),
-                   "change": write_floor(floors / "change.sh", every)}
+                   "change": write_floor(floors / "change.sh", targets)}
     tree.floors["touch"] = tree.floors["noop"]
+    return tree
+
+
+def argv_bytes(names: List[str]) -> int:
+    """What execve counts for an argv of names: the strings and pointers."""
+    return sum(len(n) + 1 + 8 for n in names)
+
+
+def make_sources_tree(work: Path, n: int) -> Tree:
+    """n sources s0..sN-1 and an all.do that is one redo-ifchange of them all.
+
+    The names are short so that the call also fits in one argv for a tool
+    that execs redo-ifchange (about 1.5 MB at n = 100000; ARG_MAX is
+    usually 2 MiB). Only full and noop are run: nothing here is a target.
+    """
+    name = "sources-%d" % n
+    root = work / "pristine" / name
+    root.mkdir(parents=True)
+    sources = ["s%d" % k for k in range(n)]
+    for k, source in enumerate(sources):
+        with open(str(root / source), "w") as f:
+            f.write("%d\n" % k)
+    (root / "all.do").write_text("redo-ifchange " + " ".join(sources) + "\n")
+    try:
+        arg_max = os.sysconf("SC_ARG_MAX")
+    except (ValueError, OSError):
+        arg_max = 0
+    if arg_max and argv_bytes(sources) > arg_max:
+        progress("%s: one argv of %d names takes %d bytes, over ARG_MAX %d: "
+                 "a tool that execs redo-ifchange will fail" % (
+                     name, n, argv_bytes(sources), arg_max))
+    tree = Tree(
+        name=name, kind="sources", pristine=root, top="all", targets=[],
+        source="", expected=lambda d: {},
+        expect_rebuilt={"full": 0, "noop": 0}, steps=("full", "noop"),
+        count=n, unit="sources")
+    floors = work / "floors" / name
+    floors.mkdir(parents=True)
+    tree.floors = {"full": write_floor(floors / "full.sh", ["all"]),
+                   "noop": write_floor(floors / "none.sh", [])}
     return tree
 
 
@@ -486,7 +617,8 @@ class Impl:
     def argv(self, tree: Tree, step: str, jobs: str) -> List[str]:
         """The top-level command for one step."""
         if self.is_floor:
-            return ["sh", str(tree.floors.get(step + "-j" + jobs, tree.floors[step]))]
+            return [SH, str(tree.floors.get(step + "-j" + jobs,
+                                            tree.floors[step]))]
         flags = [] if jobs == DEFAULT_JOBS else ["-j" + jobs]
         return [str(self.bindir / "redo-ifchange")] + flags + [tree.top]
 
@@ -514,16 +646,9 @@ def make_our_bin(work: Path) -> Impl:
 
 
 def make_floor_bin(work: Path) -> Impl:
-    """The floor, with a no-op redo-ifchange on its PATH."""
+    """The floor: its scripts alias the redo commands, so its bin is empty."""
     bindir = work / "bin-floor"
     bindir.mkdir()
-    true = shutil.which("true")
-    noop = bindir / "redo-ifchange"
-    if true and Path(true).resolve().name == "true":
-        noop.symlink_to(Path(true).resolve())
-    else:                           # busybox picks its applet by argv[0]
-        noop.write_text("#!/bin/sh\nexit 0\n")
-        noop.chmod(0o755)
     return Impl(FLOOR, bindir, is_floor=True)
 
 
@@ -664,12 +789,12 @@ class Results:
 
 def run_steps(ctx: Context, impl: Impl, jobs: str, tree: Tree, copy: Path,
               run: int, results: Results) -> str:
-    """Runs the four steps on a fresh copy; returns a progress summary."""
+    """Runs the tree's steps on a fresh copy; returns a progress summary."""
     remove_tree(copy)
-    shutil.copytree(str(tree.pristine), str(copy), symlinks=True)
+    copy_tree(tree.pristine, copy)
     env = env_with_bin(ctx.env, impl.bindir)
     summary = []
-    for step in STEPS:
+    for step in tree.steps:
         prepare_step(tree, copy, step, run)
         before = snapshot(copy, tree.targets)
         log = copy.parent / ("%s.%s.log" % (copy.name, step))
@@ -719,7 +844,8 @@ def progress(line: str) -> None:
 # ---------------------------------------------------------------------------
 
 COLUMNS = ("implementation", "-j", "median s", "ms/target>floor",
-           "x redo.py", "x floor", "cpu s", "peak MiB", "rebuilt")
+           "x redo.py", "x floor", "cpu s", "cpu ms/t>floor", "busy",
+           "peak MiB", "rebuilt")
 
 
 def median(xs: List[float]) -> Optional[float]:
@@ -728,6 +854,27 @@ def median(xs: List[float]) -> Optional[float]:
 
 def fmt(x: Optional[float], spec: str) -> str:
     return "-" if x is None else format(x, spec)
+
+
+def job_count(jobs: str) -> int:
+    """The CPUs a -j value asks for; os.cpu_count() for the tool's default."""
+    return int(jobs) if jobs != DEFAULT_JOBS else (os.cpu_count() or 1)
+
+
+def busy(cpu: Optional[float], wall: Optional[float],
+         jobs: str) -> Optional[float]:
+    """cpu / (jobs x wall): how busy the CPUs the -j allows were kept."""
+    if cpu is None or not wall:
+        return None
+    return cpu / (job_count(jobs) * wall)
+
+
+def over_floor(x: Optional[float], floor: Optional[float],
+               count: int) -> Optional[float]:
+    """(x - floor) / count, in ms; None when either is missing."""
+    if x is None or floor is None or not count:
+        return None
+    return (x - floor) / count * 1000
 
 
 def rebuilt_cell(counts: List[int], expected: int) -> str:
@@ -739,34 +886,41 @@ def rebuilt_cell(counts: List[int], expected: int) -> str:
 
 def table_row(tree: Tree, impl: Impl, jobs: str, step: str,
               results: Results, runs: int) -> List[str]:
-    """One table row: the medians of a series and how they compare."""
+    """One table row: the medians of a series and how they compare.
+
+    The floor columns compare with the floor's -j1 series of the same step;
+    that row itself shows "-" there.
+    """
     s = results.get(tree.name, impl.label, jobs, step)
     fail = results.failures.get((tree.name, impl.label, jobs))
     if not s.seconds:
         why = "FAILED (see below)" if fail else "not run"
         return [impl.label, jobs, why] + [""] * (len(COLUMNS) - 3)
-    med = median(s.seconds)
-    floor = median(results.get(tree.name, FLOOR, "1", step).seconds)
+    med, cpu = median(s.seconds), median(s.cpu)
+    floor_s = results.get(tree.name, FLOOR, "1", step)
+    floor, floor_cpu = median(floor_s.seconds), median(floor_s.cpu)
+    if impl.label == FLOOR and jobs == "1":
+        floor = floor_cpu = None        # the reference itself
     ours_jobs = "1" if jobs == DEFAULT_JOBS else jobs
     ours = median(results.get(tree.name, OURS, ours_jobs, step).seconds)
-    per_target = None
-    if floor is not None and impl.label != FLOOR:
-        per_target = (med - floor) / len(tree.targets) * 1000
     label = impl.label
     if len(s.seconds) < runs:
         label += " (%d run%s)" % (len(s.seconds), "" if len(s.seconds) == 1
                                   else "s")
-    return [label, jobs, fmt(med, ".3f"), fmt(per_target, ".3f"),
+    return [label, jobs, fmt(med, ".3f"),
+            fmt(over_floor(med, floor, tree.count), ".3f"),
             fmt(med / ours if ours and impl.label != FLOOR else None, ".2f"),
             fmt(med / floor if floor else None, ".2f"),
-            fmt(median(s.cpu), ".3f"),
+            fmt(cpu, ".3f"),
+            fmt(over_floor(cpu, floor_cpu, tree.count), ".3f"),
+            fmt(busy(cpu, med, jobs), ".2f"),
             fmt(median(s.rss_kib) / 1024, ".1f"),
             rebuilt_cell(s.rebuilt, tree.expect_rebuilt[step])]
 
 
 def format_table(rows: List[List[str]]) -> str:
     """Columns padded to their widest cell; the first one left-aligned."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for r in rows:
         cells = [r[0].ljust(widths[0])]
@@ -777,10 +931,10 @@ def format_table(rows: List[List[str]]) -> str:
 
 def report(trees: List[Tree], impls: List[Impl], results: Results,
            runs: int) -> str:
-    """The whole text report: tables, then notes, then failures."""
+    """The whole text report: tables, goals, then notes and failures."""
     parts = []
     for tree in trees:
-        for step in STEPS:
+        for step in tree.steps:
             rows = [list(COLUMNS)]
             for impl in impls:
                 if impl.error:
@@ -788,10 +942,13 @@ def report(trees: List[Tree], impls: List[Impl], results: Results,
                 for jobs in impl.jobs:
                     rows.append(table_row(tree, impl, jobs, step, results,
                                           runs))
-            parts.append("%s: %s (%d targets, median of %d run%s)\n%s" % (
-                tree.name, STEP_TITLES[step], len(tree.targets), runs,
+            parts.append("%s: %s (%d %s, median of %d run%s)\n%s" % (
+                tree.name, STEP_TITLES[step], tree.count, tree.unit, runs,
                 "" if runs == 1 else "s",
                 format_table(rows)))
+    if any(i.label == OURS and not i.error for i in impls):
+        parts.append("Goals (%s, medians)\n%s" % (
+            OURS, format_table(goal_rows(trees, results))))
     notes = ["  %s: %s" % (i.label, n) for i in impls for n in i.notes]
     notes += ["  %s: NOT RUN: %s" % (i.label, indent_rest(i.error))
               for i in impls if i.error]
@@ -801,6 +958,67 @@ def report(trees: List[Tree], impls: List[Impl], results: Results,
         parts.append("Failures\n" + "\n".join(
             format_failure(key, f) for key, f in results.failures.items()))
     return "\n\n".join(parts) + "\n"
+
+
+def verdict(met: Optional[bool]) -> str:
+    return "not measured" if met is None else "ok" if met else "MISS"
+
+
+def goal_busy(tree: Tree, results: Results) -> List[str]:
+    """Full build at -j2: wall <= GOAL_BUSY_J2 x cpu."""
+    s = results.get(tree.name, OURS, "2", "full")
+    wall, cpu = median(s.seconds), median(s.cpu)
+    met = None if wall is None or not cpu else wall <= GOAL_BUSY_J2 * cpu
+    got = "-" if met is None else "wall/cpu %.2f (busy %.2f)" % (
+        wall / cpu, busy(cpu, wall, "2"))
+    return [tree.name, "full", "2",
+            "wall <= %.2f x cpu (busy >= %.2f)" % (
+                GOAL_BUSY_J2, 1 / (2 * GOAL_BUSY_J2)), got, verdict(met)]
+
+
+def goal_cpu(tree: Tree, jobs: str, results: Results) -> List[str]:
+    """Full build: cpu per target over the floor's -j1 cpu <= GOAL_CPU_MS."""
+    cpu = median(results.get(tree.name, OURS, jobs, "full").cpu)
+    floor = median(results.get(tree.name, FLOOR, "1", "full").cpu)
+    ms = over_floor(cpu, floor, tree.count)
+    return [tree.name, "full", jobs,
+            "cpu ms/%s over floor <= %.1f" % (tree.unit[:-1], GOAL_CPU_MS),
+            fmt(ms, ".3f"), verdict(None if ms is None else ms <= GOAL_CPU_MS)]
+
+
+def goal_noop(tree: Tree, jobs: str, limit: float,
+              results: Results) -> List[str]:
+    """No-op: wall <= limit."""
+    wall = median(results.get(tree.name, OURS, jobs, "noop").seconds)
+    return [tree.name, "noop", jobs, "wall <= %g s" % limit,
+            fmt(wall, ".3f"), verdict(None if wall is None else wall <= limit)]
+
+
+def goal_peak(tree: Tree, limit: int, results: Results) -> List[str]:
+    """Peak RSS (the largest median of any step and -j) < limit MB."""
+    peaks = [median(s.rss_kib) for k, s in results.series.items()
+             if k[0] == tree.name and k[1] == OURS and s.rss_kib]
+    mb = max(peaks) * 1024 / 1e6 if peaks else None
+    return [tree.name, "all", "all", "peak < %d MB" % limit,
+            fmt(mb, ".1f") + ("" if mb is None else " MB"),
+            verdict(None if mb is None else mb < limit)]
+
+
+def goal_rows(trees: List[Tree], results: Results) -> List[List[str]]:
+    """redo.py's goals for the trees that were run, measured and judged."""
+    rows = [["tree", "step", "-j", "goal", "measured", ""]]
+    for tree in trees:
+        if tree.kind == "wide":
+            rows.append(goal_busy(tree, results))
+        if tree.kind in ("wide", "chain"):
+            rows += [goal_cpu(tree, j, results) for j in JOB_LEVELS]
+        if tree.kind in ("wide", "sources") and tree.count in GOAL_NOOP_S:
+            rows += [goal_noop(tree, j, GOAL_NOOP_S[tree.count], results)
+                     for j in JOB_LEVELS]
+        if (tree.kind, tree.count) in GOAL_PEAK_MB:
+            rows.append(goal_peak(tree, GOAL_PEAK_MB[tree.kind, tree.count],
+                                  results))
+    return rows
 
 
 def indent_rest(text: str) -> str:
@@ -836,8 +1054,11 @@ def write_json(path: Path, trees: List[Tree], impls: List[Impl],
                     "cpus": os.cpu_count(),
                     "sh": os.path.realpath("/bin/sh")},
         "options": {"runs": args.runs, "sizes": args.sizes,
-                    "chain": args.chain, "no_sync": args.no_sync},
-        "trees": [{"name": t.name, "targets": len(t.targets), "top": t.top,
+                    "chain": args.chain, "sources": args.sources,
+                    "no_sync": args.no_sync},
+        "trees": [{"name": t.name, "kind": t.kind, "targets": len(t.targets),
+                   "count": t.count, "unit": t.unit, "top": t.top,
+                   "steps": list(t.steps),
                    "expect_rebuilt": t.expect_rebuilt} for t in trees],
         "implementations": [{"label": i.label, "bin": str(i.bindir),
                              "jobs": i.jobs, "notes": i.notes,
@@ -846,6 +1067,7 @@ def write_json(path: Path, trees: List[Tree], impls: List[Impl],
                     "step": k[3], "seconds": s.seconds,
                     "median_seconds": median(s.seconds),
                     "cpu_seconds": s.cpu,
+                    "median_cpu_seconds": median(s.cpu),
                     "peak_rss_kib": s.rss_kib, "rebuilt": s.rebuilt}
                    for k, s in results.series.items() if s.seconds],
         "failures": [{"tree": k[0], "implementation": k[1], "jobs": k[2],
@@ -871,9 +1093,12 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                    help="N=1000 only, 3 runs by default")
     p.add_argument("-n", type=int, action="append", dest="sizes",
                    metavar="N", help="wide tree size (repeatable); "
-                   "default 1000 and 10000")
+                   "default 1000 and 10000; 0: none")
     p.add_argument("--chain", type=int, default=1000, metavar="D",
                    help="depth of the chain tree (default 1000; 0: none)")
+    p.add_argument("--sources", type=int, metavar="N",
+                   help="N sources in one redo-ifchange call (default "
+                   "%d; 0 with --quick; 0: none)" % DEFAULT_SOURCES)
     p.add_argument("--vs", action="append", default=[], metavar="[NAME=]DIR",
                    help="also time the redo in DIR (repeatable)")
     p.add_argument("--only", action="append", default=[], metavar="LABEL",
@@ -893,8 +1118,15 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
         args.runs = 3 if args.quick else 5
     if not args.sizes:
         args.sizes = [1000] if args.quick else [1000, 10000]
-    if args.runs < 1 or min(args.sizes) < 1 or args.chain < 0:
-        p.error("--runs, -n must be at least 1 and --chain at least 0")
+    if args.sources is None:
+        args.sources = 0 if args.quick else DEFAULT_SOURCES
+    if (args.runs < 1 or min(args.sizes) < 0 or args.chain < 0
+            or args.sources < 0):
+        p.error("--runs must be at least 1, -n, --chain and --sources "
+                "at least 0")
+    args.sizes = [n for n in args.sizes if n]
+    if not (args.sizes or args.chain or args.sources):
+        p.error("no tree to run (-n 0, --chain 0 and --sources 0)")
     return args
 
 
@@ -923,6 +1155,8 @@ def make_trees(work: Path, args: argparse.Namespace) -> List[Tree]:
     trees = [make_wide_tree(work, n) for n in args.sizes]
     if args.chain:
         trees.append(make_chain_tree(work, args.chain))
+    if args.sources:
+        trees.append(make_sources_tree(work, args.sources))
     return trees
 
 
