@@ -1533,6 +1533,24 @@ class Graph:
             n = self.nodes[path] = Node(path)
         return n
 
+    def find(self, path):
+        """The node of path, or None if it has none yet."""
+        return self.nodes.get(path)
+
+    def all_nodes(self):
+        return self.nodes.values()
+
+    def forget_listing(self, d):
+        """d/.redo is to be listed again (see is_target)."""
+        self.state_names.pop(d, None)
+
+    def mark_modified(self, path):
+        """path, a target changed by hand, is a source now."""
+        self.modified.add(path)
+
+    def clear_modified(self, path):
+        self.modified.discard(path)
+
     def record(self, n):
         """n's Record, read once; None if it has no state (never built)."""
         rec = n.rec
@@ -1624,6 +1642,13 @@ class Graph:
         what redo made."""
         del self.unfilled[path]
         rec.output = (fill_in(rec.output[0], fp), rec.output[1])
+
+    def save_summaries(self):
+        """At the end of a run: writes the summaries that changed, once
+        the nodes are dropped (room for them)."""
+        if self.summary_dirty:
+            self.nodes.clear()
+            self.write_summaries()
 
     def write_summaries(self):
         """Writes the summaries that changed: what the file held (entries
@@ -2228,9 +2253,9 @@ class Job:
         """Starts the .do's shell, which waits for go() (see WRAP_GATE),
         unless go is true: then it has its go before it starts."""
         n = self.node
-        self.run.make_dirs(os.path.dirname(self.out))
+        self.run.graph.make_dirs(os.path.dirname(self.out))
         if TMP3_PREFIX not in self.tmp3:
-            self.run.make_dirs(os.path.dirname(self.tmp3))
+            self.run.graph.make_dirs(os.path.dirname(self.tmp3))
         os.mkfifo(self.fifo)
         self.fifo_fd = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK)
         gate_r, self.gate_w = os.pipe()
@@ -2317,7 +2342,7 @@ class Job:
             self.keep_log(chunk)
             self.show(chunk)
         if final and self.grouped:     # -O: in one piece, after its label
-            self.term.write(os.fsencode(quote(self.run.rel(self.node.path))) + b': '
+            self.term.write(os.fsencode(quote(self.run.graph.rel(self.node.path))) + b': '
                             + b''.join(self.grouped))
             self.term.source = self.node.path
             self.grouped = []
@@ -2334,7 +2359,7 @@ class Job:
         if mode == 'lines' and self.term.source != self.node.path:
             # A label where the lines change hands: unlabelled lines are
             # those of the target named last above them.
-            chunk = os.fsencode(quote(self.run.rel(self.node.path))) + b': ' + chunk
+            chunk = os.fsencode(quote(self.run.graph.rel(self.node.path))) + b': ' + chunk
             self.term.source = self.node.path
         self.term.write(chunk)
 
@@ -2668,10 +2693,11 @@ def _int_env(env, name, default):
     return n
 
 
-class Run(Graph):
+class Run:
     def __init__(self, opts, env, cwd, term):
         import time
-        Graph.__init__(self, env, cwd)
+        self.graph = Graph(env, cwd)
+        self.env = env
         self.opts = opts
         self.term = term
         self.slots = None
@@ -2861,7 +2887,7 @@ class Run(Graph):
         """Brings the nodes at paths up to date; returns the exit status."""
         tops = []
         for p in paths:
-            n = self.node(p)
+            n = self.graph.node(p)
             n.top = True
             if n not in tops:
                 tops.append(n)
@@ -2899,9 +2925,8 @@ class Run(Graph):
             if self.signal:
                 self.escalate()
         self.term.show_status('')
-        if not self.signal and self.summary_dirty:
-            self.nodes.clear()            # done with: room for the summaries
-            self.write_summaries()
+        if not self.signal:
+            self.graph.save_summaries()
         if self.unsynced:
             fsync_all(self.unsynced)
         if self.signal:
@@ -2924,9 +2949,9 @@ class Run(Graph):
         if now - self.progress_at < 0.1:
             return
         self.progress_at = now
-        done = sum(1 for n in self.nodes.values() if n.done and n.started)
-        known = sum(1 for n in self.nodes.values() if n.started)
-        running = ' '.join(self.rel(j.node.path) for j in self.jobs.values())
+        done = sum(1 for n in self.graph.all_nodes() if n.done and n.started)
+        known = sum(1 for n in self.graph.all_nodes() if n.started)
+        running = ' '.join(self.graph.rel(j.node.path) for j in self.jobs.values())
         text = '[%d/%d] %.0fs %s' % (done, known, now - self.started, running)
         self.term.show_status(text[:self.term.width() - 1])
 
@@ -2996,7 +3021,7 @@ class Run(Graph):
             e = os_error(e)
         n = task.node
         if task.call is None and n is not None and not n.done:
-            n.call.term.error('%s: %s%s' % (quote(self.rel(n.path)), e, self.chain_text(n)))
+            n.call.term.error('%s: %s%s' % (quote(self.graph.rel(n.path)), e, self.chain_text(n)))
             self.finish(n, False)
         else:
             self.term.error(str(e))
@@ -3215,7 +3240,7 @@ class Run(Graph):
         import time
         self.signal = signum
         self.stopping = True
-        self.was_running = sorted(self.rel(j.node.path) for j in self.jobs.values())
+        self.was_running = sorted(self.graph.rel(j.node.path) for j in self.jobs.values())
         self.hand_out_slots()
         self.signal_jobs(signum)
         self.kill_at = time.time() + 1.5
@@ -3247,7 +3272,7 @@ class Run(Graph):
                 return                # finished: up to date, a source, or said why not
             if STATE_DIR in n.path.rsplit('/', 2)[1:]:
                 n.call.term.error('%s: redo keeps its state there, it cannot be built%s'
-                                  % (quote(self.rel(n.path)), self.chain_text(n)))
+                                  % (quote(self.graph.rel(n.path)), self.chain_text(n)))
                 self.finish(n, False)
                 return
             if self.stopping or not (yield SLOT):
@@ -3268,23 +3293,23 @@ class Run(Graph):
         """(n's state, why n is out of date); the reason is None once n is
         finished: up to date, a source, or an error said."""
         term = n.call.term
-        rec = self.record(n)
+        rec = self.graph.record(n)
         if rec is None:
-            if self.stat(n)[0] is not None:
+            if self.graph.stat(n)[0] is not None:
                 if n.forced and n.top:
                     term.warn('%s exists and was not built by redo: not redoing it'
-                              % quote(self.rel(n.path)))
+                              % quote(self.graph.rel(n.path)))
                 self.finish(n, True)
-            elif self.find_do(n.path) is None:
+            elif self.graph.find_do(n.path) is None:
                 term.error('%s: no .do file to build it, and it does not exist%s'
-                           % (quote(self.rel(n.path)), self.chain_text(n)))
+                           % (quote(self.graph.rel(n.path)), self.chain_text(n)))
                 self.finish(n, False)
             else:
                 return rec, self.out_of_date(n, 'it was never built')
             return rec, None
         reason = yield from self.t_why(n, rec)
         if reason is MODIFIED:
-            what = '%s was modified outside redo' % quote(self.rel(n.path))
+            what = '%s was modified outside redo' % quote(self.graph.rel(n.path))
             if n.call.opts.stop_if_modified:
                 term.error(what + ' (REDO_STOP_IF_MODIFIED is set)')
                 self.finish(n, False)
@@ -3292,7 +3317,7 @@ class Run(Graph):
                 term.warn(what + ': leaving it alone, it is a source from now on'
                           ' (delete it to have redo build it again)')
                 self.finish(n, True)
-        elif reason is NO_DO and self.stat(n)[0] is not None:
+        elif reason is NO_DO and self.graph.stat(n)[0] is not None:
             self.become_source(n)
         elif reason is None:
             if rec.changed:
@@ -3328,7 +3353,7 @@ class Run(Graph):
         cycle = self.foreign_cycle(n) or self.ancestor_cycle(n)
         if cycle:
             n.call.term.error('dependency cycle: %s'
-                              % ' -> '.join(quote(self.rel(p)) for p in cycle))
+                              % ' -> '.join(quote(self.graph.rel(p)) for p in cycle))
             self.finish(n, False)
             return None
         self.release(task)
@@ -3341,27 +3366,27 @@ class Run(Graph):
         dependencies in the order its .do asked for them (SPEC §4): a target
         among them is brought up to date first, and the first change ends
         the check, so that what the .do no longer asks for is never built."""
-        reason = self.why_head(n, rec)
+        reason = self.graph.why_head(n, rec)
         if reason is not None:
             return reason
         d = n.path.rpartition('/')[0] or '/'
         for dep in rec.deps:
-            dn = self.node(abs_path(d, dep.name))
+            dn = self.graph.node(abs_path(d, dep.name))
             if dep.kind == 'Ifcreate':
                 if exists(dn.path):
-                    return '%s exists now' % quote(self.rel(dn.path))
+                    return '%s exists now' % quote(self.graph.rel(dn.path))
                 continue
-            if (dn.done or not dn.started) and not self.is_target(dn):
+            if (dn.done or not dn.started) and not self.graph.is_target(dn):
                 # A source (a missing one that failed for another target
                 # too): its content decides, not that failure.
-                ident, refreshed = self.now(dn, dep)
-                if ident == ABSENT and self.find_do(dn.path) is not None:
+                ident, refreshed = self.graph.now(dn, dep)
+                if ident == ABSENT and self.graph.find_do(dn.path) is not None:
                     pass                  # gone, or never built: build it
                 elif ident == dep.ident:
                     rec.changed |= refreshed
                     continue
                 else:
-                    return '%s changed' % quote(self.rel(dn.path))
+                    return '%s changed' % quote(self.graph.rel(dn.path))
             if not dn.done:
                 self.adopt(n, dn)
                 if not dn.started:        # mostly up to date: let it finish
@@ -3370,10 +3395,10 @@ class Run(Graph):
                 if not dn.done and type((yield [dn])) is list:
                     return 'its dependencies form a cycle'
             if not dn.ok:
-                return '%s failed' % quote(self.rel(dn.path))
-            ident, refreshed = self.now(dn, dep)
+                return '%s failed' % quote(self.graph.rel(dn.path))
+            ident, refreshed = self.graph.now(dn, dep)
             if ident != dep.ident:
-                return '%s changed' % quote(self.rel(dn.path))
+                return '%s changed' % quote(self.graph.rel(dn.path))
             rec.changed |= refreshed
         return None
 
@@ -3387,8 +3412,8 @@ class Run(Graph):
                 unlink_quiet(state_file(n.path, suffix))
             except OSError:
                 pass
-        self.state_names.pop(n.path.rpartition('/')[0] or '/', None)
-        self.modified.add(n.path)
+        self.graph.forget_listing(n.path.rpartition('/')[0] or '/')
+        self.graph.mark_modified(n.path)
         n.rec = None
         self.finish(n, True)
 
@@ -3406,7 +3431,7 @@ class Run(Graph):
             fresh = read_record(n.path)
             if fresh is not None and fresh.build == rec.build:
                 write_record(n.path, rec, self.unsynced)
-                self.note_written(n.path, rec)
+                self.graph.note_written(n.path, rec)
         except Error:
             pass
         finally:
@@ -3417,7 +3442,7 @@ class Run(Graph):
         n.rec = UNKNOWN
         n.fp = None
         n.mode = UNKNOWN
-        self.state_names.pop(os.path.dirname(n.path), None)
+        self.graph.forget_listing(os.path.dirname(n.path))
 
     def adopt(self, parent, n):
         if n.parent is None and not n.top:
@@ -3426,11 +3451,11 @@ class Run(Graph):
 
     def debug(self, n, text):
         (n.call.term if n.call is not None else self.term).line(
-            'redo: debug: %s: %s' % (quote(self.rel(n.path)), text))
+            'redo: debug: %s: %s' % (quote(self.graph.rel(n.path)), text))
 
     def take_lock(self, n):
         """Locks n against other redo processes; False if one holds it."""
-        self.make_dirs(os.path.join(os.path.dirname(n.path), STATE_DIR))
+        self.graph.make_dirs(os.path.join(os.path.dirname(n.path), STATE_DIR))
         fd = try_lock(state_file(n.path, LOCK_SUFFIX), make_dir=True)
         if fd is None:
             return False
@@ -3478,7 +3503,7 @@ class Run(Graph):
                 seen.add(p)
                 if p in parents and p not in self.locks and self.built_above_me(p):
                     return [p] + self.ancestry(n) + chain[1:] + [p]
-                m = self.nodes.get(p)
+                m = self.graph.find(p)
                 if m is not None and p in self.locks:
                     inner = self.find_cycle(n, m)
                     if inner:
@@ -3568,7 +3593,7 @@ class Run(Graph):
         if not start or self.stopping or self.signal:
             return
         n = start[0][2].node
-        do = self.find_do(n.path)
+        do = self.graph.find_do(n.path)
         if do is not None:
             try:
                 self.ahead = self.new_job(n, do, False)
@@ -3590,7 +3615,7 @@ class Run(Graph):
 
     def t_build(self, n, task):
         """Runs n's .do in the slot task holds; returns True if it succeeded."""
-        do = self.find_do(n.path)
+        do = self.graph.find_do(n.path)
         job = None
         if self.ahead is not None and self.ahead.node is n:
             job, self.ahead = self.ahead, None
@@ -3598,10 +3623,10 @@ class Run(Graph):
                 job.close()
                 job = None
         if do is None:
-            n.call.term.error('%s: no .do file to build it%s' % (quote(self.rel(n.path)), self.chain_text(n)))
+            n.call.term.error('%s: no .do file to build it%s' % (quote(self.graph.rel(n.path)), self.chain_text(n)))
             return False
-        dn = self.node(do.path)
-        ident, _ = self.now(dn)
+        dn = self.graph.node(do.path)
+        ident, _ = self.graph.now(dn)
         self.show_start(n)
         if job is not None:
             try:
@@ -3646,13 +3671,13 @@ class Run(Graph):
             return
         t = n.call.term
         t.line('%s %s%s' % (t.paint(t.GREEN, 'redo'), '  ' * n.depth + ' ',
-                            t.paint(t.BOLD, self.rel(n.path))), n.path)
+                            t.paint(t.BOLD, self.graph.rel(n.path))), n.path)
 
     def chain_text(self, n):
         chain = []
         x = n.parent
         while x is not None and len(chain) < 1000:
-            chain.append(quote(self.rel(x.path)))
+            chain.append(quote(self.graph.rel(x.path)))
             x = x.parent
         if not chain:
             return ''
@@ -3660,13 +3685,13 @@ class Run(Graph):
 
     def problem(self, n, job, status):
         """What makes the ended job a failure, or None."""
-        do_name = quote(self.rel(job.do.path))
+        do_name = quote(self.graph.rel(job.do.path))
         if status != 0:
             return ('%s exited with status %d' % (do_name, status) if status > 0 else
                     '%s was killed by signal %d' % (do_name, -status))
         n.mode = UNKNOWN                      # what is there now (for commit too)
         n.fp = None
-        mode, fp = self.stat(n)
+        mode, fp = self.graph.stat(n)
         if fp.partition('@')[0].partition('>')[0] != job.before:   # a symlink's pointee may change
             if mode is None or mode & 0o170000 != 0o040000 \
                     or not (job.before == ABSENT or _fp_is_dir(job.before)):
@@ -3691,7 +3716,7 @@ class Run(Graph):
         if self.signal:
             job.remove_temporaries()
             return False
-        old = self.record(n)
+        old = self.graph.record(n)
         if problem:
             return self.fail(n, job, status, seconds, old, problem)
         if not job.in_place and self.edited_meanwhile(n, old):
@@ -3721,7 +3746,7 @@ class Run(Graph):
         except Error:
             job.remove_temporaries()      # the old target and state stay
             raise
-        self.note_written(n.path, rec)
+        self.graph.note_written(n.path, rec)
         try:
             if job.in_place:
                 pass
@@ -3743,16 +3768,16 @@ class Run(Graph):
         """Whether the target file was changed by hand since it was checked
         (while its dependencies were built, or its .do ran): then the new
         output must not replace it (SPEC §3).  n's lstat is problem()'s."""
-        mode, fp = self.stat(n)
+        mode, fp = self.graph.stat(n)
         if old is None:
             return mode is not None       # made by hand since it was checked
         if old.result == GARBLED:
             return False
-        return self.why_modified(n, old) is MODIFIED
+        return self.graph.why_modified(n, old) is MODIFIED
 
     def keep_hand_edit(self, n):
-        what = '%s was modified outside redo while it was being built' % quote(self.rel(n.path))
-        self.modified.add(n.path)
+        what = '%s was modified outside redo while it was being built' % quote(self.graph.rel(n.path))
+        self.graph.mark_modified(n.path)
         if n.call.opts.stop_if_modified:
             n.call.term.error(what + ' (REDO_STOP_IF_MODIFIED is set)')
             return False
@@ -3793,11 +3818,11 @@ class Run(Graph):
         self.stamp_run(rec, job, status, seconds)
         rec.why = problem if status == 0 else ''
         write_record(n.path, rec, self.unsynced)
-        self.note_written(n.path, rec)
+        self.graph.note_written(n.path, rec)
         n.rec = rec
         n.fp = None
         n.mode = UNKNOWN
-        n.call.term.error('%s failed: %s%s' % (quote(self.rel(n.path)), problem, self.chain_text(n)))
+        n.call.term.error('%s failed: %s%s' % (quote(self.graph.rel(n.path)), problem, self.chain_text(n)))
         return False
 
     def stamp_run(self, rec, job, status, seconds):
@@ -3954,7 +3979,7 @@ class Run(Graph):
             task.call = call
             nodes = []
             for a in targets:
-                n = self.node(self.client_path(cwd, a))
+                n = self.graph.node(self.client_path(cwd, a))
                 if n not in nodes:
                     nodes.append(n)
             ok = yield from self.t_call(task, None, call, nodes, cmd == 'redo')
@@ -3982,7 +4007,7 @@ class Run(Graph):
             for a in targets:
                 if not a:
                     raise Error('%s: an empty target name' % prog(cmd), EXIT_USAGE)
-                n = self.node(self.client_path(cwd, a))
+                n = self.graph.node(self.client_path(cwd, a))
                 if n.path not in seen:
                     seen.add(n.path)
                     self.adopt(parent, n)
@@ -4005,11 +4030,11 @@ class Run(Graph):
         d = os.path.dirname(job.node.path)
         since = int(job.started * 1e9)
         for n in nodes:
-            ident, _ = self.now(n)
+            ident, _ = self.graph.now(n)
             fp = n.fp if (n.fp is not None and not ident.startswith(('s:', 'v:'))) else ABSENT
             if fp != ABSENT and n.rec is None and _fp_ctime(fp) >= since:
                 fp, ident = ABSENT, '?'
-            elif not n.ok and (n.rec is not None or self.find_do(n.path) is not None):
+            elif not n.ok and (n.rec is not None or self.graph.find_do(n.path) is not None):
                 fp, ident = ABSENT, '!'   # a target that failed (or never ran)
             job.add_dep(Dep('Dep', rel_path(n.path, d), fp, ident))
 
@@ -4081,7 +4106,7 @@ class Run(Graph):
             job.slot = 0
 
     def say_cycle(self, call, cycle):
-        call.term.error('dependency cycle: %s' % ' -> '.join(quote(self.rel(x.path)) for x in cycle))
+        call.term.error('dependency cycle: %s' % ' -> '.join(quote(self.graph.rel(x.path)) for x in cycle))
         return False
 
     def t_wait_released(self, task, job, nodes):
@@ -4173,7 +4198,7 @@ class Run(Graph):
         for a in files:
             p = self.client_path(cwd, a)
             if exists(p):
-                raise Error('redo-ifcreate: %s exists' % quote(self.rel(p)))
+                raise Error('redo-ifcreate: %s exists' % quote(self.graph.rel(p)))
             job.add_dep(Dep('Ifcreate', rel_path(p, d)))
         return EXIT_OK
 
@@ -4183,23 +4208,23 @@ class Run(Graph):
         names) is checked again when next asked for."""
         names, _ = parse_options('recheck', args, None, {})
         if not names:
-            todo = list(self.nodes.values())
+            todo = list(self.graph.all_nodes())
         else:
-            todo = [self.node(self.client_path(cwd, a)) for a in names]
+            todo = [self.graph.node(self.client_path(cwd, a)) for a in names]
         seen = set()
         while todo:
             n = todo.pop()
             if n.path in seen or (n.started and not n.done):
                 continue
             seen.add(n.path)
-            if names and self.is_target(n):
+            if names and self.graph.is_target(n):
                 rec = read_record(n.path)
                 d = n.path.rpartition('/')[0] or '/'
                 for dep in (rec.deps if rec is not None else ()):
-                    todo.append(self.node(abs_path(d, dep.name)))
+                    todo.append(self.graph.node(abs_path(d, dep.name)))
             self.reset(n)
             self.forget(n)
-            self.modified.discard(n.path)
+            self.graph.clear_modified(n.path)
 
 
 def remove_dead_run_dirs(base):
