@@ -2524,6 +2524,293 @@ class Call:
         self.stopped = False      # one of its targets failed, no -k
 
 
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name (state, parent,
+    process group, ...), or None: no /proc, or no such process."""
+    try:
+        stat = read_bytes_or_none('/proc/%s/stat' % pid)
+    except Error:                 # gone meanwhile, or not ours to read
+        return None
+    return stat[stat.rfind(b')') + 2:].split() if stat else None
+
+
+def descendants(pids, group=None):
+    """The processes descended from pids, and those in process group `group`
+    (but this one), from /proc (nothing without it).  The group catches what
+    a .do left running after it died: reparented away, but still there."""
+    children = {}
+    found = set()
+    try:
+        names = os.listdir('/proc')
+    except OSError:
+        return found
+    me = os.getpid()
+    for name in names:
+        if not name.isdigit():
+            continue
+        fields = proc_stat(name)
+        if not fields:
+            continue
+        pid = int(name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        if group is not None and int(fields[2]) == group and pid != me:
+            found.add(pid)
+    todo = list(pids)
+    while todo:
+        for c in children.get(todo.pop(), ()):
+            if c not in found:
+                found.add(c)
+                todo.append(c)
+    return found
+
+
+def _note_signal(signum, frame):
+    """A handler that does nothing: the wakeup fd carries the signal."""
+
+
+class Loop:
+    """Runs the tasks, and waits for what wakes them: file descriptors,
+    timers, signals, the end of child processes."""
+
+    def __init__(self):
+        try:
+            from _collections import deque    # without collections' imports
+        except ImportError:
+            from collections import deque
+        self.ready = deque()      # (task, value): to run, value answering its yield
+        # wake((task, value)): task runs next, its yield answered by value
+        # (the deque's own append: the parts call it for every target).
+        self.wake = self.ready.append
+        self.children = {}        # pid -> Job, running
+        self.timers = []          # heap of (when, id, task)
+        self.fd_handlers = {}
+        self.poller = None
+        self.signal = 0           # the first signal that interrupted the run
+        self.kill_at = 0.0
+        self.doomed = set()       # children of .do scripts, when interrupted
+        self.termed = False
+        self.connect(None, None, None, None, None, None)
+
+    def connect(self, ended, failed, wait, want_slot, idle, interrupted):
+        """What the loop does not decide: ended(task) when a task ends,
+        whatever ended it (its slot goes back there), then failed(task,
+        error) when it raised one; wait(task, nodes) and want_slot(task,
+        resuming) for a task that yields nodes, SLOT or RESUME; idle(),
+        once no task can run, True if it woke some; interrupted(signum),
+        at the first SIGINT, SIGTERM or SIGHUP."""
+        self.ended = ended
+        self.failed = failed
+        self.wait = wait
+        self.want_slot = want_slot
+        self.idle = idle
+        self.interrupted = interrupted
+
+    def open(self):
+        """The poll loop, and signals read from a pipe."""
+        import select
+        self.poller = select.poll()
+        self.sig_r, sig_w = os.pipe()
+        os.set_blocking(self.sig_r, False)
+        os.set_blocking(sig_w, False)
+        self.sig_w = sig_w
+        self.watch(self.sig_r, self.on_signals)
+        signal.set_wakeup_fd(sig_w)
+        for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _note_signal)
+
+    def close(self):
+        """False if it was not open."""
+        if self.poller is None:
+            return False
+        # The signal handlers stay: Python may still deliver a signal that
+        # the loop has already seen, and the process is about to exit.
+        signal.set_wakeup_fd(-1)
+        os.close(self.sig_r)
+        os.close(self.sig_w)
+        self.poller = None
+        return True
+
+    def watch(self, fd, handler):
+        """handler(fd) is called when fd can be read."""
+        import select
+        self.fd_handlers[fd] = handler
+        self.poller.register(fd, select.POLLIN)
+
+    def unwatch(self, fd):
+        """Stops watching fd (if it is watched)."""
+        if self.fd_handlers.pop(fd, None) is not None:
+            self.poller.unregister(fd)
+
+    def watching(self, fd):
+        return fd in self.fd_handlers
+
+    def add_child(self, job):
+        """job's process is running: its end wakes job.waiter."""
+        self.children[job.pid] = job
+
+    def running(self):
+        """The Jobs whose processes are running."""
+        return self.children.values()
+
+    def timeout(self):
+        """The time the next poll may wait, in ms (None: no limit).  Nothing
+        to wait for, with no task to run, is a bug."""
+        import time
+        timeout = None
+        if self.timers:
+            timeout = max(0, int((self.timers[0][0] - time.time()) * 1000) + 1)
+        if self.signal and self.kill_at:
+            timeout = 100 if timeout is None else min(timeout, 100)
+        if not self.children and timeout is None and not self.ready:
+            raise AssertionError('nothing left to run, but the build is not done')
+        return timeout
+
+    def poll(self, timeout):
+        try:
+            events = self.poller.poll(timeout)
+        except InterruptedError:
+            return
+        for fd, ev in events:
+            handler = self.fd_handlers.get(fd)
+            if handler is not None:
+                handler(fd)
+
+    def fire_timers(self):
+        import heapq
+        import time
+        now = time.time()
+        while self.timers and self.timers[0][0] <= now:
+            self.ready.append((heapq.heappop(self.timers)[2], None))
+
+    def pump(self):
+        """Runs tasks until every one of them waits for something, then
+        hands out the free slots, and again while that wakes tasks."""
+        ready = self.ready
+        while True:
+            while ready:
+                task, value = ready.popleft()
+                try:
+                    want = task.gen.send(value)
+                except StopIteration:
+                    self.ended(task)
+                    continue
+                except (Error, OSError) as e:
+                    self.ended(task)
+                    self.failed(task, e)
+                    continue
+                self.dispatch(task, want)
+            if not self.idle():
+                return
+
+    def dispatch(self, task, want):
+        if type(want) is list:
+            self.wait(task, want)
+        elif want is SLOT or want is RESUME:
+            self.want_slot(task, want is RESUME)
+        elif type(want) is Job:
+            want.waiter = task
+        elif want[0] == 'start':
+            self.ready.append((task, None))
+        elif want[0] == 'calls':
+            want[1].calls_waiter = task
+        else:
+            import heapq
+            import time
+            heapq.heappush(self.timers, (time.time() + want[1], id(task), task))
+
+    # -- signals and child processes ------------------------------------------
+
+    def on_signals(self, fd):
+        try:
+            data = os.read(fd, 512)
+        except BlockingIOError:
+            return
+        for signum in data:
+            if signum == signal.SIGCHLD:
+                self.reap()
+            elif not self.signal:
+                self.signal = signum
+                self.interrupted(signum)
+        self.reap()
+
+    def reap(self):
+        import time
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            job = self.children.pop(pid, None)
+            if job is None:
+                continue
+            job.ended = time.time()
+            if os.WIFEXITED(status):
+                job.status = os.WEXITSTATUS(status)
+            else:
+                job.status = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else 255
+            self.ready.append((job.waiter, job.status))
+
+    def signal_jobs(self, signum):
+        """Sends signum to every running .do and to everything they started
+        (found through /proc where there is one), which is remembered: a
+        child run with `&` ignores SIGINT, and may outlive its .do."""
+        pids = set(job.pid for job in self.children.values())
+        # Leading our process group (a shell's job, a session of its own),
+        # all of the group is ours to end.
+        group = os.getpgrp() if os.getpgrp() == os.getpid() else None
+        self.doomed |= descendants(pids | self.doomed, group)
+        for pid in pids | self.doomed:
+            try:
+                os.kill(pid, signum)
+            except OSError:
+                pass
+
+    def doomed_alive(self):
+        """Forgets the remembered children that are gone; True if any is left.
+        A zombie is gone: one whose parent died waits for init to reap it,
+        which some inits do only now and then."""
+        for pid in list(self.doomed):
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                self.doomed.discard(pid)
+                continue
+            fields = proc_stat(pid)
+            if fields and fields[0] == b'Z':
+                self.doomed.discard(pid)
+        return bool(self.doomed)
+
+    def quiet(self):
+        """Interrupted: whether every child is gone, and all they left."""
+        return not self.children and not self.doomed_alive()
+
+    def kill_children(self, signum):
+        """Passes signum on to the children, and SIGKILL after a grace
+        period (escalate)."""
+        import time
+        self.signal_jobs(signum)
+        self.kill_at = time.time() + 1.5
+
+    def escalate(self):
+        import time
+        if self.kill_at and time.time() >= self.kill_at:
+            self.signal_jobs(signal.SIGKILL)
+            self.kill_at = 0.0
+            self.doomed.clear()           # killed: nothing more to wait for
+        elif not self.children and self.doomed and self.kill_at:
+            # The .do scripts are gone; what they left gets TERM first.
+            if not self.termed:
+                self.termed = True
+                for pid in self.doomed:
+                    try:
+                        os.kill(pid, signal.SIGTERM)
+                    except OSError:
+                        pass
+        self.reap()
+
+
 ANSI_C = {'n': '\n', 't': '\t', 'r': '\r', 'a': '\a', 'b': '\b', 'e': '\033',
           'E': '\033', 'f': '\f', 'v': '\v', '\\': '\\', "'": "'", '"': '"', '?': '?'}
 
@@ -2703,12 +2990,10 @@ class Run:
         self.slots = None
         self.slot_ids = []        # free slot numbers, for the trace
         self.slot_count = 0
-        try:
-            from _collections import deque    # without collections' imports
-        except ImportError:
-            from collections import deque
-        self.ready = deque()
-        self.jobs = {}            # pid -> Job
+        self.loop = Loop()
+        self.loop.connect(self.release, self.task_failed, self.wait_nodes, self.want_slot,
+                          self.hand_out_slots, self.interrupt)
+        self.wake = self.loop.wake
         self.jobs_by_id = {}
         self.locks = {}           # path -> [fd, waits published], held ones
         self.live = {}            # job id -> Job, from go to commit
@@ -2724,11 +3009,6 @@ class Run:
         self.env_opts = {}        # id(environment) -> (it, its Options)
         self.top_call = None
         self.signal = 0
-        self.kill_at = 0.0
-        self.doomed = set()       # children of .do scripts, when interrupted
-        self.termed = False
-        self.timers = []
-        self.fd_handlers = {}
         self.replies = {}         # (job, pid) -> fd of a client's own fifo
         self.req_buf = b''
         self.run_id = '%d.%d' % (time.time_ns(), os.getpid())
@@ -2740,7 +3020,6 @@ class Run:
         self.synced_at = self.started
         self.progress_at = 0.0
         self.dir = None
-        self.poller = None
         self.sequential = False   # -j1: one thing at a time, in order
         self.top_ok = False
         self.output = 'plain'     # how .do files' stderr is shown (Job.show)
@@ -2756,19 +3035,10 @@ class Run:
         """Ready to check targets: signals and the poll loop.  What running
         .do scripts needs comes on the first job (start_jobs), so that a
         build with nothing to do creates nothing."""
-        import select
         self.inherited = (None, None)
         if not self.opts.cli_jobs:
             self.inherited = JobServer.join(self.env.get(ENV_MAKEFLAGS, ''))
-        self.poller = select.poll()
-        self.sig_r, sig_w = os.pipe()
-        os.set_blocking(self.sig_r, False)
-        os.set_blocking(sig_w, False)
-        self.sig_w = sig_w
-        self.watch(self.sig_r, self.on_signals)
-        signal.set_wakeup_fd(sig_w)
-        for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, _note_signal)
+        self.loop.open()
 
     def start_jobs(self):
         """The run directory (request fifo, bin/ of command symlinks), the
@@ -2796,7 +3066,7 @@ class Run:
             os.symlink(me, os.path.join(bin_dir, 'redo' if name == 'redo' else 'redo-' + name))
         os.mkfifo(os.path.join(d, 'req'))
         self.req_fd = os.open(os.path.join(d, 'req'), os.O_RDWR | os.O_NONBLOCK)
-        self.watch(self.req_fd, self.on_requests)
+        self.loop.watch(self.req_fd, self.on_requests)
         env = dict(self.env)
         for name in (ENV_JOB, ENV_TARGET):
             env.pop(name, None)
@@ -2822,11 +3092,8 @@ class Run:
         self.slots = Slots(server)
 
     def close(self):
-        if self.poller is None:
+        if not self.loop.close():
             return
-        # The signal handlers stay: Python may still deliver a signal that
-        # the loop has already seen, and the process is about to exit.
-        signal.set_wakeup_fd(-1)
         for job in list(self.live.values()):
             job.close()
             job.remove_temporaries()
@@ -2835,9 +3102,6 @@ class Run:
             self.ahead = None
         for fd in self.replies.values():
             os.close(fd)
-        os.close(self.sig_r)
-        os.close(self.sig_w)
-        self.poller = None
         if self.dir is not None:
             self.slots.server.close()
             os.close(self.req_fd)
@@ -2872,15 +3136,6 @@ class Run:
             os.close(fd)
         remove_tree(gone)
 
-    def watch(self, fd, handler):
-        import select
-        self.fd_handlers[fd] = handler
-        self.poller.register(fd, select.POLLIN)
-
-    def unwatch(self, fd):
-        del self.fd_handlers[fd]
-        self.poller.unregister(fd)
-
     # -- the loop ---------------------------------------------------------------
 
     def build(self, paths, forced):
@@ -2896,34 +3151,29 @@ class Run:
         self.top_call = call = Call(o, None, self.term, 1 if sequential else 0)
         task = Task(None, None, call)
         task.gen = self.t_top(task, call, tops, forced)
-        self.ready.append((task, None))
+        loop = self.loop
+        loop.wake((task, None))
         import time
         while True:
-            self.pump()
+            loop.pump()
             if self.signal:
-                if not self.jobs and not self.doomed_alive():
+                if loop.quiet():
                     break
             elif self.top_done and not self.orphans:
                 break
-            timeout = None
-            if self.timers:
-                timeout = max(0, int((self.timers[0][0] - time.time()) * 1000) + 1)
-            if self.signal and self.kill_at:
-                timeout = 100 if timeout is None else min(timeout, 100)
-            if not self.jobs and timeout is None and not self.ready:
-                raise AssertionError('nothing left to run, but the build is not done')
+            timeout = loop.timeout()
             if self.term.progress:
                 self.show_progress()
                 timeout = 500 if timeout is None else min(timeout, 500)
             if self.ahead_ok and self.ahead is None:
                 self.start_ahead()
-            self.poll(timeout)
+            loop.poll(timeout)
             if self.unsynced and time.time() - self.synced_at > SYNC_EVERY:
                 fsync_all(self.unsynced)
                 self.synced_at = time.time()
-            self.fire_timers()
+            loop.fire_timers()
             if self.signal:
-                self.escalate()
+                loop.escalate()
         self.term.show_status('')
         if not self.signal:
             self.graph.save_summaries()
@@ -2951,68 +3201,13 @@ class Run:
         self.progress_at = now
         done = sum(1 for n in self.graph.all_nodes() if n.done and n.started)
         known = sum(1 for n in self.graph.all_nodes() if n.started)
-        running = ' '.join(self.graph.rel(j.node.path) for j in self.jobs.values())
+        running = ' '.join(self.graph.rel(j.node.path) for j in self.loop.running())
         text = '[%d/%d] %.0fs %s' % (done, known, now - self.started, running)
         self.term.show_status(text[:self.term.width() - 1])
 
     def t_top(self, task, call, tops, forced):
         self.top_ok = yield from self.t_call(task, None, call, tops, forced)
         self.top_done = True
-
-    def poll(self, timeout):
-        try:
-            events = self.poller.poll(timeout)
-        except InterruptedError:
-            return
-        for fd, ev in events:
-            handler = self.fd_handlers.get(fd)
-            if handler is not None:
-                handler(fd)
-
-    def fire_timers(self):
-        import heapq
-        import time
-        now = time.time()
-        while self.timers and self.timers[0][0] <= now:
-            self.ready.append((heapq.heappop(self.timers)[2], None))
-
-    def pump(self):
-        """Runs tasks until every one of them waits for something, then
-        hands out the free slots, and again while that wakes tasks."""
-        ready = self.ready
-        while True:
-            while ready:
-                task, value = ready.popleft()
-                try:
-                    want = task.gen.send(value)
-                except StopIteration:
-                    self.release(task)
-                    continue
-                except (Error, OSError) as e:
-                    self.release(task)
-                    self.task_failed(task, e)
-                    continue
-                self.dispatch(task, want)
-            if not self.hand_out_slots():
-                return
-
-    def dispatch(self, task, want):
-        if type(want) is list:
-            self.wait_nodes(task, want)
-        elif want is SLOT or want is RESUME:
-            if self.dir is None:
-                self.start_jobs()
-            self.slots.want(task, want is RESUME)
-        elif type(want) is Job:
-            want.waiter = task
-        elif want[0] == 'start':
-            self.ready.append((task, None))
-        elif want[0] == 'calls':
-            want[1].calls_waiter = task
-        else:
-            import heapq
-            import time
-            heapq.heappush(self.timers, (time.time() + want[1], id(task), task))
 
     def task_failed(self, task, e):
         """An error inside redo fails the target it concerns, as a failed
@@ -3026,6 +3221,11 @@ class Run:
         else:
             self.term.error(str(e))
 
+    def want_slot(self, task, resuming):
+        if self.dir is None:
+            self.start_jobs()
+        self.slots.want(task, resuming)
+
     def wait_nodes(self, task, nodes):
         pending = []
         for n in nodes:
@@ -3037,10 +3237,10 @@ class Run:
         for n in pending:
             cycle = self.find_cycle(me, n)
             if cycle:
-                self.ready.append((task, cycle))
+                self.wake((task, cycle))
                 return
         if not pending:
-            self.ready.append((task, all(n.ok for n in nodes)))
+            self.wake((task, all(n.ok for n in nodes)))
             return
         task.nodes = nodes
         task.count = len(pending)
@@ -3080,7 +3280,7 @@ class Run:
         n.direct = direct
         task = Task(None, n)
         task.gen = self.t_update(n, task)
-        self.ready.append((task, None))
+        self.wake((task, None))
 
     def finish(self, n, ok):
         if self.ahead is not None and self.ahead.node is n:
@@ -3100,7 +3300,7 @@ class Run:
                 if t.node is not None:
                     t.node.waiting = tuple(x for x in t.node.waiting if x is not t)
                     self.publish_waits(t.node)
-                self.ready.append((t, all(x.ok for x in t.nodes)))
+                self.wake((t, all(x.ok for x in t.nodes)))
 
     def cancel(self, n):
         """n's .do is not to start (its calls stopped, or the run was
@@ -3141,7 +3341,7 @@ class Run:
         woke = False
         if self.stopping:
             for t in self.slots.drain():
-                self.ready.append((t, False))
+                self.wake((t, False))
                 woke = True
         wanted = self.wanted if self.calls_stopped else None
         for t, granted in self.slots.hand_out(wanted):
@@ -3150,7 +3350,7 @@ class Run:
                 if holder.has_slot:       # two requests resumed one .do
                     self.slots.give_back()
                 holder.has_slot = True
-            self.ready.append((t, granted))
+            self.wake((t, granted))
             woke = True
         self.watch_tokens()
         return woke
@@ -3165,102 +3365,22 @@ class Run:
         """Polls the jobserver pipe while tasks wait for a slot."""
         fd = self.slots.server.read_fd
         want = self.slots.waiting() and not self.stopping
-        if want and fd not in self.fd_handlers:
-            self.watch(fd, lambda fd: self.hand_out_slots())
-        elif not want and fd in self.fd_handlers:
-            self.unwatch(fd)
+        if want and not self.loop.watching(fd):
+            self.loop.watch(fd, lambda fd: self.hand_out_slots())
+        elif not want and self.loop.watching(fd):
+            self.loop.unwatch(fd)
 
     # -- signals and child processes ------------------------------------------
-
-    def on_signals(self, fd):
-        try:
-            data = os.read(fd, 512)
-        except BlockingIOError:
-            return
-        for signum in data:
-            if signum == signal.SIGCHLD:
-                self.reap()
-            elif not self.signal:
-                self.interrupt(signum)
-        self.reap()
-
-    def reap(self):
-        import time
-        while self.jobs:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            job = self.jobs.pop(pid, None)
-            if job is None:
-                continue
-            job.ended = time.time()
-            if os.WIFEXITED(status):
-                job.status = os.WEXITSTATUS(status)
-            else:
-                job.status = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else 255
-            self.ready.append((job.waiter, job.status))
-
-    def signal_jobs(self, signum):
-        """Sends signum to every running .do and to everything they started
-        (found through /proc where there is one), which is remembered: a
-        child run with `&` ignores SIGINT, and may outlive its .do."""
-        pids = set(job.pid for job in self.jobs.values())
-        # Leading our process group (a shell's job, a session of its own),
-        # all of the group is ours to end.
-        group = os.getpgrp() if os.getpgrp() == os.getpid() else None
-        self.doomed |= descendants(pids | self.doomed, group)
-        for pid in pids | self.doomed:
-            try:
-                os.kill(pid, signum)
-            except OSError:
-                pass
-
-    def doomed_alive(self):
-        """Forgets the remembered children that are gone; True if any is left.
-        A zombie is gone: one whose parent died waits for init to reap it,
-        which some inits do only now and then."""
-        for pid in list(self.doomed):
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                self.doomed.discard(pid)
-                continue
-            fields = proc_stat(pid)
-            if fields and fields[0] == b'Z':
-                self.doomed.discard(pid)
-        return bool(self.doomed)
 
     def interrupt(self, signum):
         """SIGINT, SIGTERM, SIGHUP: pass it on to every running .do (Ctrl-C
         reaches them anyway), start nothing new, SIGKILL what is left after
         a grace period, then exit with 128+signum."""
-        import time
         self.signal = signum
         self.stopping = True
-        self.was_running = sorted(self.graph.rel(j.node.path) for j in self.jobs.values())
+        self.was_running = sorted(self.graph.rel(j.node.path) for j in self.loop.running())
         self.hand_out_slots()
-        self.signal_jobs(signum)
-        self.kill_at = time.time() + 1.5
-
-    def escalate(self):
-        import time
-        if self.kill_at and time.time() >= self.kill_at:
-            self.signal_jobs(signal.SIGKILL)
-            self.kill_at = 0.0
-            self.doomed.clear()           # killed: nothing more to wait for
-        elif not self.jobs and self.doomed and self.kill_at:
-            # The .do scripts are gone; what they left gets TERM first.
-            if not self.termed:
-                self.termed = True
-                for pid in self.doomed:
-                    try:
-                        os.kill(pid, signal.SIGTERM)
-                    except OSError:
-                        pass
-        self.reap()
+        self.loop.kill_children(signum)
 
     # -- bringing one node up to date -------------------------------------------
 
@@ -3640,18 +3760,17 @@ class Run:
         self.begin_segment(job)
         job.first_slot = job.slot
         job.add_dep(Dep('Dep', rel_path(do.path, os.path.dirname(n.path)), dn.fp or ABSENT, ident))
-        self.jobs[job.pid] = job
+        self.loop.add_child(job)
         self.jobs_by_id[job.id] = job
         self.live[job.id] = job
         if job.err_fd is not None:
             fd = job.err_fd
-            self.watch(fd, lambda fd: job.read_stderr() or self.unwatch(fd))
+            self.loop.watch(fd, lambda fd: job.read_stderr() or self.loop.unwatch(fd))
         status = yield job
         while job.calls:          # it left requests running: they end first
             yield ('calls', job)
         self.end_segment(job)
-        if job.err_fd in self.fd_handlers:
-            self.unwatch(job.err_fd)
+        self.loop.unwatch(job.err_fd)
         job.close()
         problem = self.problem(n, job, status)
         if problem is None and task.has_slot and not self.sequential:
@@ -3907,8 +4026,8 @@ class Run:
             if not (err and err.replace('/fd/', '', 1).isdigit()):
                 err = None                # an old client: its job's stderr
             task.gen = self.t_serve(task, job, cmd, cwd, env_text, args, fd, err)
-        self.ready.append((task, None))
-        self.pump()
+        self.wake((task, None))
+        self.loop.pump()
 
     def client_path(self, cwd, name):
         """The path of a name a client gave from its $PWD.  A `..` is the
@@ -3955,7 +4074,7 @@ class Run:
         finally:
             job.calls -= 1
             if not job.calls and job.calls_waiter is not None:
-                self.ready.append((job.calls_waiter, None))
+                self.wake((job.calls_waiter, None))
                 job.calls_waiter = None
         self.reply(fd, status)
 
@@ -4247,48 +4366,10 @@ def remove_dead_run_dirs(base):
             pass
 
 
-def proc_stat(pid):
-    """The fields of /proc/PID/stat after the command name (state, parent,
-    process group, ...), or None: no /proc, or no such process."""
-    try:
-        stat = read_bytes_or_none('/proc/%s/stat' % pid)
-    except Error:                 # gone meanwhile, or not ours to read
-        return None
-    return stat[stat.rfind(b')') + 2:].split() if stat else None
 
 
-def descendants(pids, group=None):
-    """The processes descended from pids, and those in process group `group`
-    (but this one), from /proc (nothing without it).  The group catches what
-    a .do left running after it died: reparented away, but still there."""
-    children = {}
-    found = set()
-    try:
-        names = os.listdir('/proc')
-    except OSError:
-        return found
-    me = os.getpid()
-    for name in names:
-        if not name.isdigit():
-            continue
-        fields = proc_stat(name)
-        if not fields:
-            continue
-        pid = int(name)
-        children.setdefault(int(fields[1]), []).append(pid)
-        if group is not None and int(fields[2]) == group and pid != me:
-            found.add(pid)
-    todo = list(pids)
-    while todo:
-        for c in children.get(todo.pop(), ()):
-            if c not in found:
-                found.add(c)
-                todo.append(c)
-    return found
 
 
-def _note_signal(signum, frame):
-    """A handler that does nothing: the wakeup fd carries the signal."""
 
 
 # =============================================================================
