@@ -2020,57 +2020,6 @@ class JobServer:
             os.close(self.wfd)
 
 
-class Slots:
-    """The slots of one run: the implicit one, then jobserver tokens.  Tasks
-    of waiting .do scripts get them first; then new .do scripts, deepest
-    first (what a waiting script needs before its siblings), in the order
-    asked among equals."""
-
-    def __init__(self, server):
-        self.server = server
-        self.free = 1             # the implicit slot
-        self.resume = []          # tasks of waiting .do scripts
-        self.start = []           # heap of (-depth, seq, task) to start a .do
-        self.seq = 0
-
-    def want(self, task, resuming):
-        import heapq
-        if resuming:
-            self.resume.append(task)
-        else:
-            self.seq += 1
-            heapq.heappush(self.start, (-task.node.depth, self.seq, task))
-
-    def waiting(self):
-        return bool(self.resume or self.start)
-
-    def give_back(self):
-        if self.server.held and not self.waiting():
-            self.server.give()
-        else:
-            self.free += 1
-
-    def hand_out(self, wanted=None):
-        """Yields (task, True) for the tasks that get a slot now, and
-        (task, False) for those about to start a .do whose node is no longer
-        wanted (wanted(node) is false)."""
-        import heapq
-        while self.resume or self.start:
-            if not self.resume and wanted is not None and not wanted(self.start[0][2].node):
-                yield heapq.heappop(self.start)[2], False
-                continue
-            if self.free > 0:
-                self.free -= 1
-            elif not self.server.take():
-                return
-            yield (self.resume.pop(0) if self.resume else heapq.heappop(self.start)[2]), True
-
-    def drain(self):
-        """Yields the tasks waiting to start a .do (when the build stops)."""
-        waiting, self.start = self.start, []
-        return [t for d, s, t in sorted(waiting)]
-
-
 # =============================================================================
 # §11 Running one .do
 # =============================================================================
@@ -2811,6 +2760,151 @@ class Loop:
         self.reap()
 
 
+class Slots:
+    """The slots of one run: the implicit one, then jobserver tokens.  Tasks
+    of waiting .do scripts get them first; then new .do scripts, deepest
+    first (what a waiting script needs before its siblings), in the order
+    asked among equals."""
+
+    def __init__(self, loop, filter):
+        self.loop = loop
+        self.wake = loop.wake
+        self.filter = filter      # filter(): wanted(node) for grants, or None
+        self.server = None        # the JobServer, from the first .do on (open)
+        self.free = 1             # the implicit slot
+        self.resume = []          # tasks of waiting .do scripts
+        self.start = []           # heap of (-depth, seq, task) to start a .do
+        self.seq = 0
+        self.stopping = False     # interrupted: no slot for a new .do
+        self.ids = []             # free slot numbers, for the trace
+        self.count = 0
+
+    def open(self, server):
+        """Slots are handed out from now on: the implicit one, then
+        server's tokens."""
+        self.server = server
+
+    def close(self):
+        if self.server is not None:
+            self.server.close()
+
+    def stop(self):
+        """Interrupted: the tasks waiting to start a .do get False."""
+        self.stopping = True
+        self.hand_out_slots()
+
+    def next_start(self):
+        """The task that the next free slot starts a .do for, or None."""
+        return self.start[0][2] if self.start else None
+
+    def want(self, task, resuming):
+        import heapq
+        if resuming:
+            self.resume.append(task)
+        else:
+            self.seq += 1
+            heapq.heappush(self.start, (-task.node.depth, self.seq, task))
+
+    def waiting(self):
+        return bool(self.resume or self.start)
+
+    def give_back(self):
+        if self.server.held and not self.waiting():
+            self.server.give()
+        else:
+            self.free += 1
+
+    def grants(self, wanted=None):
+        """Yields (task, True) for the tasks that get a slot now, and
+        (task, False) for those about to start a .do whose node is no longer
+        wanted (wanted(node) is false)."""
+        import heapq
+        while self.resume or self.start:
+            if not self.resume and wanted is not None and not wanted(self.start[0][2].node):
+                yield heapq.heappop(self.start)[2], False
+                continue
+            if self.free > 0:
+                self.free -= 1
+            elif not self.server.take():
+                return
+            yield (self.resume.pop(0) if self.resume else heapq.heappop(self.start)[2]), True
+
+    def drain(self):
+        """Yields the tasks waiting to start a .do (when the build stops)."""
+        waiting, self.start = self.start, []
+        return [t for d, s, t in sorted(waiting)]
+
+    def hand_out_slots(self):
+        """Gives the free slots to the tasks that want one (a task whose
+        target no call wants any more gets False); True if any task was
+        woken."""
+        if self.server is None:
+            return False
+        woke = False
+        if self.stopping:
+            for t in self.drain():
+                self.wake((t, False))
+                woke = True
+        wanted = self.filter()
+        for t, granted in self.grants(wanted):
+            if granted:
+                holder = t.owner or t
+                if holder.has_slot:       # two requests resumed one .do
+                    self.give_back()
+                holder.has_slot = True
+            self.wake((t, granted))
+            woke = True
+        self.watch_tokens()
+        return woke
+
+    def release(self, task):
+        """The one place a slot goes back (see the design note)."""
+        if task.has_slot:
+            task.has_slot = False
+            self.give_back()
+
+    def watch_tokens(self):
+        """Polls the jobserver pipe while tasks wait for a slot."""
+        fd = self.server.read_fd
+        want = self.waiting() and not self.stopping
+        if want and not self.loop.watching(fd):
+            self.loop.watch(fd, lambda fd: self.hand_out_slots())
+        elif not want and self.loop.watching(fd):
+            self.loop.unwatch(fd)
+
+    # -- slot numbers (the rows of the trace) -----------------------------------
+
+    def begin_segment(self, job):
+        """job's .do holds a slot from now: the lowest free slot number
+        (the rows of the trace, redo-log --trace)."""
+        import heapq
+        import time
+        if self.ids:
+            job.slot = heapq.heappop(self.ids)
+        else:
+            self.count += 1
+            job.slot = self.count
+        job.seg_start = time.time() if job.ran or job.slot_started else job.started
+        job.slot_started = True
+
+    def end_segment(self, job):
+        """job's .do gives its slot back (waits, or ended)."""
+        import heapq
+        import time
+        if job.slot:
+            job.ran.append((job.seg_start, job.ended or time.time(), job.slot))
+            heapq.heappush(self.ids, job.slot)
+            job.slot = 0
+
+    @staticmethod
+    def batches(limit, nodes):
+        """nodes in groups of at most limit (0: no limit), a call's -j:
+        each group is brought up to date before the next starts."""
+        step = limit or len(nodes) or 1
+        for i in range(0, len(nodes), step):
+            yield nodes[i:i + step]
+
+
 ANSI_C = {'n': '\n', 't': '\t', 'r': '\r', 'a': '\a', 'b': '\b', 'e': '\033',
           'E': '\033', 'f': '\f', 'v': '\v', '\\': '\\', "'": "'", '"': '"', '?': '?'}
 
@@ -2987,13 +3081,11 @@ class Run:
         self.env = env
         self.opts = opts
         self.term = term
-        self.slots = None
-        self.slot_ids = []        # free slot numbers, for the trace
-        self.slot_count = 0
         self.loop = Loop()
-        self.loop.connect(self.release, self.task_failed, self.wait_nodes, self.want_slot,
-                          self.hand_out_slots, self.interrupt)
         self.wake = self.loop.wake
+        self.slots = Slots(self.loop, self.slot_filter)
+        self.loop.connect(self.slots.release, self.task_failed, self.wait_nodes, self.want_slot,
+                          self.slots.hand_out_slots, self.interrupt)
         self.jobs_by_id = {}
         self.locks = {}           # path -> [fd, waits published], held ones
         self.live = {}            # job id -> Job, from go to commit
@@ -3089,7 +3181,7 @@ class Run:
             self.sequential = o.jobs == 1
             self.ahead_ok = o.jobs < (os.cpu_count() or 1)
         self.output = self.opts.output or ('plain' if self.sequential else 'lines')
-        self.slots = Slots(server)
+        self.slots.open(server)
 
     def close(self):
         if not self.loop.close():
@@ -3103,7 +3195,7 @@ class Run:
         for fd in self.replies.values():
             os.close(fd)
         if self.dir is not None:
-            self.slots.server.close()
+            self.slots.close()
             os.close(self.req_fd)
             self.release_late_clients()
             self.dir = None
@@ -3221,6 +3313,10 @@ class Run:
         else:
             self.term.error(str(e))
 
+    def slot_filter(self):
+        """For Slots.hand_out_slots: wanted, while a call is stopped."""
+        return self.wanted if self.calls_stopped else None
+
     def want_slot(self, task, resuming):
         if self.dir is None:
             self.start_jobs()
@@ -3332,44 +3428,6 @@ class Run:
                     todo.append(t.node)
         return False
 
-    def hand_out_slots(self):
-        """Gives the free slots to the tasks that want one (a task whose
-        target no call wants any more gets False); True if any task was
-        woken."""
-        if self.slots is None:
-            return False
-        woke = False
-        if self.stopping:
-            for t in self.slots.drain():
-                self.wake((t, False))
-                woke = True
-        wanted = self.wanted if self.calls_stopped else None
-        for t, granted in self.slots.hand_out(wanted):
-            if granted:
-                holder = t.owner or t
-                if holder.has_slot:       # two requests resumed one .do
-                    self.slots.give_back()
-                holder.has_slot = True
-            self.wake((t, granted))
-            woke = True
-        self.watch_tokens()
-        return woke
-
-    def release(self, task):
-        """The one place a slot goes back (see the design note)."""
-        if task.has_slot:
-            task.has_slot = False
-            self.slots.give_back()
-
-    def watch_tokens(self):
-        """Polls the jobserver pipe while tasks wait for a slot."""
-        fd = self.slots.server.read_fd
-        want = self.slots.waiting() and not self.stopping
-        if want and not self.loop.watching(fd):
-            self.loop.watch(fd, lambda fd: self.hand_out_slots())
-        elif not want and self.loop.watching(fd):
-            self.loop.unwatch(fd)
-
     # -- signals and child processes ------------------------------------------
 
     def interrupt(self, signum):
@@ -3379,7 +3437,7 @@ class Run:
         self.signal = signum
         self.stopping = True
         self.was_running = sorted(self.graph.rel(j.node.path) for j in self.loop.running())
-        self.hand_out_slots()
+        self.slots.stop()
         self.loop.kill_children(signum)
 
     # -- bringing one node up to date -------------------------------------------
@@ -3467,7 +3525,7 @@ class Run:
             if (fresh and fresh.build) == (rec and rec.build):
                 return True
             self.drop_lock(n)
-            self.release(task)
+            self.slots.release(task)
             self.forget(n)
             return False
         cycle = self.foreign_cycle(n) or self.ancestor_cycle(n)
@@ -3476,7 +3534,7 @@ class Run:
                               % ' -> '.join(quote(self.graph.rel(p)) for p in cycle))
             self.finish(n, False)
             return None
-        self.release(task)
+        self.slots.release(task)
         yield ('sleep', 0.05)
         self.forget(n)
         return False
@@ -3709,10 +3767,10 @@ class Run:
         """Starts the shell of the .do that gets the next free slot, to wait
         for it (see WRAP_GATE), while a CPU is left over: its start then
         costs no time between one .do and the next."""
-        start = self.slots.start
-        if not start or self.stopping or self.signal:
+        task = self.slots.next_start()
+        if task is None or self.stopping or self.signal:
             return
-        n = start[0][2].node
+        n = task.node
         do = self.graph.find_do(n.path)
         if do is not None:
             try:
@@ -3757,7 +3815,7 @@ class Run:
         if job is None:
             job = self.new_job(n, do, True)
         job.task = task
-        self.begin_segment(job)
+        self.slots.begin_segment(job)
         job.first_slot = job.slot
         job.add_dep(Dep('Dep', rel_path(do.path, os.path.dirname(n.path)), dn.fp or ABSENT, ident))
         self.loop.add_child(job)
@@ -3769,7 +3827,7 @@ class Run:
         status = yield job
         while job.calls:          # it left requests running: they end first
             yield ('calls', job)
-        self.end_segment(job)
+        self.slots.end_segment(job)
         self.loop.unwatch(job.err_fd)
         job.close()
         problem = self.problem(n, job, status)
@@ -3778,8 +3836,8 @@ class Run:
             # first) while this one is committed.  -j1 keeps the order:
             # commit, then the parent resumes (slots are handed out once
             # it has asked for one), then a new .do starts.
-            self.release(task)
-            self.hand_out_slots()
+            self.slots.release(task)
+            self.slots.hand_out_slots()
             yield START
         del self.jobs_by_id[job.id]
         del self.live[job.id]
@@ -4163,12 +4221,11 @@ class Run:
         if call.opts.shuffle:
             import random
             random.shuffle(nodes)
-        step = call.limit or len(nodes) or 1
         ok = True
-        for i in range(0, len(nodes), step):
+        for part in Slots.batches(call.limit, nodes):
             if not ok and not call.opts.keep_going:
                 break
-            ok = (yield from self.t_wait(task, job, nodes[i:i + step], forced, call)) and ok
+            ok = (yield from self.t_wait(task, job, part, forced, call)) and ok
             ok = ok and not call.stopped
         return ok
 
@@ -4202,28 +4259,6 @@ class Run:
             return self.say_cycle(call, got)
         return got
 
-    def begin_segment(self, job):
-        """job's .do holds a slot from now: the lowest free slot number
-        (the rows of the trace, redo-log --trace)."""
-        import heapq
-        import time
-        if self.slot_ids:
-            job.slot = heapq.heappop(self.slot_ids)
-        else:
-            self.slot_count += 1
-            job.slot = self.slot_count
-        job.seg_start = time.time() if job.ran or job.slot_started else job.started
-        job.slot_started = True
-
-    def end_segment(self, job):
-        """job's .do gives its slot back (waits, or ended)."""
-        import heapq
-        import time
-        if job.slot:
-            job.ran.append((job.seg_start, job.ended or time.time(), job.slot))
-            heapq.heappush(self.slot_ids, job.slot)
-            job.slot = 0
-
     def say_cycle(self, call, cycle):
         call.term.error('dependency cycle: %s' % ' -> '.join(quote(self.graph.rel(x.path)) for x in cycle))
         return False
@@ -4235,8 +4270,8 @@ class Run:
             return (yield nodes)
         job.waiting += 1
         if job.task.has_slot:
-            self.end_segment(job)
-        self.release(job.task)
+            self.slots.end_segment(job)
+        self.slots.release(job.task)
         try:
             got = yield nodes
         finally:
@@ -4244,9 +4279,9 @@ class Run:
         if not job.waiting and job.status is None and not job.task.has_slot:
             yield RESUME
             if job.waiting or job.status is not None:
-                self.release(job.task)    # it is waiting again, or gone
+                self.slots.release(job.task)    # it is waiting again, or gone
             else:
-                self.begin_segment(job)
+                self.slots.begin_segment(job)
         return got
 
     def nested_call(self, job, env_text, v, err):
@@ -4364,7 +4399,6 @@ def remove_dead_run_dirs(base):
             remove_tree(os.path.join(base, name))
         except OSError:
             pass
-
 
 
 
