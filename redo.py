@@ -3074,6 +3074,361 @@ def _int_env(env, name, default):
     return n
 
 
+class Server:
+    """Answers the requests of the .do files' redo commands (see the design
+    note): each becomes a task, with the environment and the stderr of its
+    call, and its answer is its exit status."""
+
+    def __init__(self, loop, graph, builder, term):
+        self.loop = loop
+        self.wake = loop.wake
+        self.graph = graph
+        self.builder = builder
+        self.term = term
+        self.dir = None
+        self.top_call = None
+        self.req_fd = None
+        self.req_buf = b''
+        self.replies = {}         # (job, pid) -> fd of a client's own fifo
+        self.orphans = 0          # calls of .do files that have ended, served
+        self.env_cache = {}       # `export -p` of a call -> its environment
+        self.env_opts = {}        # id(environment) -> (it, its Options)
+        try:
+            st = os.fstat(2)
+            self.err_id = (st.st_dev, st.st_ino)
+        except OSError:
+            self.err_id = None
+
+    def open(self, d, top_call):
+        """Requests come to the fifo d/req from now on; top_call is the
+        run's own call (its .do files' environment is the base of others)."""
+        self.dir = d
+        self.top_call = top_call
+        os.mkfifo(os.path.join(d, 'req'))
+        self.req_fd = os.open(os.path.join(d, 'req'), os.O_RDWR | os.O_NONBLOCK)
+        self.loop.watch(self.req_fd, self.on_requests)
+
+    def close(self):
+        for fd in self.replies.values():
+            os.close(fd)
+        if self.dir is not None:
+            os.close(self.req_fd)
+            self.release_late_clients()
+            self.dir = None
+
+    def serving_orphans(self):
+        """Whether calls of .do files that have ended are still served."""
+        return self.orphans > 0
+
+    def on_requests(self, fd):
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        lines = (self.req_buf + data).split(b'\n')
+        self.req_buf = lines.pop()
+        for line in lines:
+            parts = line.decode('ascii', 'replace').split(' ')
+            if len(parts) == 5:
+                err = parts.pop()         # PID/fd/N: the client's stderr
+            elif len(parts) == 4:
+                err = None
+            else:
+                continue
+            cmd, jobid, pid, kind = parts
+            if cmd == 'done':
+                self.on_done(jobid, pid, kind)
+            else:
+                self.on_request(cmd, jobid, pid, kind, err)
+
+    def on_done(self, jobid, rid, kind):
+        if kind == 'J':
+            # The claim is released, unless its job has ended (Job.close).
+            if jobid.isdigit() and self.builder.job(int(jobid)) is not None:
+                unlink_quiet(os.path.join(self.dir, '%s.c' % jobid))
+            return
+        fd = self.replies.pop((jobid, rid), None)
+        if fd is not None:
+            os.close(fd)
+        unlink_quiet(os.path.join(self.dir, '%s.r' % rid))
+        # The request file goes last: while it is there, no other client
+        # can take its name (see CLIENT_FUNCTIONS).
+        unlink_quiet(os.path.join(self.dir, '%s.q' % rid))
+
+    def on_request(self, cmd, jobid, rid, kind, err=None):
+        job = self.builder.job(int(jobid)) if jobid.isdigit() else None
+        if kind in ('J', 'K'):
+            fd = job.fifo_fd if job is not None else None
+        else:
+            try:
+                fd = os.open(os.path.join(self.dir, '%s.r' % rid), os.O_RDWR | os.O_NONBLOCK)
+            except OSError:
+                return
+            self.replies[(jobid, rid)] = fd
+        data = read_bytes_or_none(os.path.join(self.dir, '%s.q' % rid if kind == 'P' else '%s.c' % jobid))
+        if fd is None:
+            return
+        orphan = job is None and jobid.isdigit() and self.builder.was_started(int(jobid)) \
+            and cmd in ('ifchange', 'redo')
+        if job is None and not orphan or data is None:
+            self.term.error('%s: not called from a .do that this redo is running' % prog(cmd))
+            self.reply(fd, EXIT_USAGE)
+            return
+        if job is not None and job.err_fd is not None:
+            job.read_stderr(drain=True)   # what it said before the call comes first
+        cwd, _, rest = data.partition(b'\0')
+        env_text, _, rest = rest.partition(b'\0')
+        cwd = os.fsdecode(cwd)
+        if cmd == 'stamp':
+            args = rest
+        else:
+            args = [os.fsdecode(a) for a in rest.split(b'\0')[:-1]]
+        if orphan:
+            task = Task(None, None)
+            task.gen = self.t_serve_orphan(task, cmd, cwd, env_text, args, fd)
+        else:
+            task = Task(None, job.node, owner=job.task)
+            if not (err and err.replace('/fd/', '', 1).isdigit()):
+                err = None                # an old client: its job's stderr
+            task.gen = self.t_serve(task, job, cmd, cwd, env_text, args, fd, err)
+        self.wake((task, None))
+        self.loop.pump()
+
+    def client_path(self, cwd, name):
+        """The path of a name a client gave from its $PWD.  A `..` is the
+        parent of what the name before it is, as the kernel has it (after
+        `cd link`, `../x` is beside where link points); other names keep
+        $PWD as it is (the same file either way), so that `cd gen &&
+        redo-ifchange x` and `redo-ifchange gen/x` name one target."""
+        if '..' in name and '..' in name.split('/'):
+            return kernel_path(os.path.join(cwd, name))
+        return abs_path(cwd, name)
+
+    def reply(self, fd, status):
+        try:
+            os.write(fd, b'%d\n' % status)
+        except OSError:
+            pass
+
+    def t_serve(self, task, job, cmd, cwd, env_text, args, fd, err):
+        """Answers one request of job's .do."""
+        status = EXIT_OK
+        job.calls += 1
+        try:
+            if cmd in ('ifchange', 'redo'):
+                status = yield from self.t_serve_build(task, job, cmd, cwd, env_text, args, err)
+            elif cmd == 'ifcreate':
+                status = self.serve_ifcreate(job, cwd, args)
+            elif cmd == 'always':
+                job.always = True
+            elif cmd == 'stamp':
+                job.stamp = stamp_of_data(args)
+            elif cmd == 'recheck':
+                self.serve_recheck(cwd, args)
+            else:
+                status = EXIT_USAGE
+        except Done:
+            job.term.error('%s: --help, --version and --install come first' % prog(cmd))
+            status = EXIT_USAGE
+        except (Error, OSError) as e:
+            msg = str(e if isinstance(e, Error) else os_error(e))
+            if not msg.startswith('redo'):
+                msg = '%s: %s' % (prog(cmd), msg)
+            job.term.line(job.term.paint(job.term.RED, msg))
+            status = e.status if isinstance(e, Error) else EXIT_FAILED
+        finally:
+            job.calls -= 1
+            if not job.calls and job.calls_waiter is not None:
+                self.wake((job.calls_waiter, None))
+                job.calls_waiter = None
+        self.reply(fd, status)
+
+    def t_serve_orphan(self, task, cmd, cwd, env_text, args, fd):
+        """A build request of a .do whose target is already done (it left
+        the call running in the background and exited): served as a call
+        of the run's own, its targets built, nothing recorded."""
+        self.orphans += 1
+        status = EXIT_FAILED
+        try:
+            targets, v = parse_options(cmd, args, None, BUILD_FLAGS)
+            top = self.top_call
+            env = top.env
+            if env_text:
+                try:
+                    env = parse_exports(env_text)
+                    env[ENV_RUN], env[ENV_PID] = top.env[ENV_RUN], top.env[ENV_PID]
+                except ValueError:
+                    pass
+            call = Call(Options(env).apply(v), env, top.term)
+            task.call = call
+            nodes = []
+            for a in targets:
+                n = self.graph.node(self.client_path(cwd, a))
+                if n not in nodes:
+                    nodes.append(n)
+            ok = yield from self.builder.t_call(task, None, call, nodes, cmd == 'redo')
+            self.builder.end_call(call)
+            status = EXIT_OK if ok else EXIT_FAILED
+        except (Error, Done) as e:
+            self.term.error(str(e))
+        finally:
+            self.orphans -= 1
+        self.reply(fd, status)
+
+    def t_serve_build(self, task, job, cmd, cwd, env_text, args, err):
+        targets, v = parse_options(cmd, args, None, BUILD_FLAGS)
+        if 'install' in v:
+            raise Done()
+        if v.get('n') or v.get('dry-run'):
+            raise Error('-n: a dry run cannot be made inside a build', EXIT_USAGE)
+        parent = job.node
+        call = self.nested_call(job, env_text, v, err)
+        task.call = call
+        nodes = []
+        seen = set()
+        try:
+            for a in targets:
+                if not a:
+                    raise Error('%s: an empty target name' % prog(cmd), EXIT_USAGE)
+                n = self.graph.node(self.client_path(cwd, a))
+                if n.path not in seen:
+                    seen.add(n.path)
+                    self.builder.adopt(parent, n)
+                    nodes.append(n)
+            ok = yield from self.builder.t_call(task, job, call, nodes, cmd == 'redo')
+        finally:
+            self.builder.end_call(call)
+            if call.term is not job.term:
+                call.term.close()
+        if cmd == 'ifchange':
+            self.builder.record_deps(job, nodes)
+        return EXIT_OK if ok else EXIT_FAILED
+
+    def nested_call(self, job, env_text, v, err):
+        """The Call of a request of job's .do: its environment (as `export
+        -p` printed it in the .do), the options it was given over those of
+        that environment, its stderr."""
+        parent = job.node.call
+        env = self.call_env(job, env_text)
+        if v:
+            opts = Options(env).apply(v)
+            env = dict(env)
+            opts.export(env)
+        else:                     # the usual call: options as its environment's
+            opts = self.env_opts.get(id(env))
+            if opts is None or opts[0] is not env:
+                opts = self.env_opts[id(env)] = (env, Options(env))
+            opts = opts[1]
+        limit = opts.cli_jobs if ('j' in v or 'jobs' in v) else parent.inherit
+        return Call(opts, env, self.call_term(job, err, env), limit, limit)
+
+    def call_env(self, job, text):
+        """The environment a request sent, parsed once per distinct text
+        (less the variables that name the job, which differ in every one)."""
+        if not text:
+            return job.node.call.env
+        for name in (b' ' + ENV_JOB.encode() + b'=', b' ' + ENV_TARGET.encode() + b'='):
+            i = text.find(name)
+            if i >= 0:
+                j = text.find(b'\n', i)
+                text = text[:text.rfind(b'\n', 0, i) + 1] + (text[j + 1:] if j >= 0 else b'')
+        env = self.env_cache.get(text)
+        if env is None:
+            try:
+                env = parse_exports(text)
+            except ValueError:
+                return job.node.call.env
+            base = self.top_call.env
+            for name in (ENV_RUN, ENV_PID):
+                env[name] = base[name]
+            if len(self.env_cache) > 1000:
+                self.env_cache.clear()
+            self.env_cache[text] = env
+        return env
+
+    def call_term(self, job, err, env):
+        """Where a request's messages and the stderr of what it builds go:
+        the stderr the caller had at the call (`redo x 2>err`), found
+        through /proc (err is PID/fd/N); that of the calling job where it
+        is the same or cannot be known."""
+        parent = job.term
+        if err is None:
+            return parent
+        try:
+            st = os.stat('/proc/' + err)
+        except (OSError, ValueError):
+            return parent
+        if (st.st_dev, st.st_ino) in (job.err_id, self.err_id):
+            return parent
+        try:
+            fd = os.open('/proc/' + err, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
+        except OSError:
+            return parent
+        return Term(env, False, fd, parent)
+
+    def serve_ifcreate(self, job, cwd, args):
+        files, _ = parse_options('ifcreate', args, None, {})
+        d = os.path.dirname(job.node.path)
+        for a in files:
+            p = self.client_path(cwd, a)
+            if exists(p):
+                raise Error('redo-ifcreate: %s exists' % quote(self.graph.rel(p)))
+            job.add_dep(Dep('Ifcreate', rel_path(p, d)))
+        return EXIT_OK
+
+    def serve_recheck(self, cwd, args):
+        """redo-recheck: what this run found up to date or built among
+        the targets named and what they depend on (everything, with no
+        names) is checked again when next asked for."""
+        names, _ = parse_options('recheck', args, None, {})
+        if not names:
+            todo = list(self.graph.all_nodes())
+        else:
+            todo = [self.graph.node(self.client_path(cwd, a)) for a in names]
+        seen = set()
+        while todo:
+            n = todo.pop()
+            if n.path in seen or (n.started and not n.done):
+                continue
+            seen.add(n.path)
+            if names and self.graph.is_target(n):
+                rec = read_record(n.path)
+                d = n.path.rpartition('/')[0] or '/'
+                for dep in (rec.deps if rec is not None else ()):
+                    todo.append(self.graph.node(abs_path(d, dep.name)))
+            self.builder.reset(n)
+            self.builder.forget(n)
+            self.graph.clear_modified(n.path)
+
+    def release_late_clients(self):
+        """Calls whose request came too late for this run (a .do left them
+        running, `&`): each client waiting on a reply fifo of its own gets
+        `R`, to run as a redo of its own, and the fifos go, so that no
+        client waits for ever on a run that has ended."""
+        gone = '%s.gone' % self.dir    # no new request, fifo or open from now on
+        try:
+            os.rename(self.dir, gone)
+            names = [x for x in os.listdir(gone) if x.endswith('.r')]
+        except OSError:
+            remove_tree(self.dir)
+            return
+        fds = []
+        for name in names:
+            path = os.path.join(gone, name)
+            try:
+                fds.append(os.open(path, os.O_RDWR | os.O_NONBLOCK))
+            except OSError:
+                continue
+            unlink_quiet(path)
+        for fd in fds:
+            try:
+                os.write(fd, b'R\n')
+            except OSError:
+                pass
+            os.close(fd)
+        remove_tree(gone)
+
+
 class Run:
     def __init__(self, opts, env, cwd, term):
         import time
@@ -3084,6 +3439,7 @@ class Run:
         self.loop = Loop()
         self.wake = self.loop.wake
         self.slots = Slots(self.loop, self.slot_filter)
+        self.server = Server(self.loop, self.graph, self, term)
         self.loop.connect(self.slots.release, self.task_failed, self.wait_nodes, self.want_slot,
                           self.slots.hand_out_slots, self.interrupt)
         self.jobs_by_id = {}
@@ -3094,15 +3450,10 @@ class Run:
         self.next_job = 1
         self.stopping = False     # interrupted: start nothing new
         self.calls_stopped = 0    # calls stopped by a failure, still waiting
-        self.orphans = 0          # calls of .do files that have ended, served
         self.ancestor_targets = UNKNOWN   # see parent_targets
         self.was_running = []     # the targets an interruption stopped
-        self.env_cache = {}       # `export -p` of a call -> its environment
-        self.env_opts = {}        # id(environment) -> (it, its Options)
         self.top_call = None
         self.signal = 0
-        self.replies = {}         # (job, pid) -> fd of a client's own fifo
-        self.req_buf = b''
         self.run_id = '%d.%d' % (time.time_ns(), os.getpid())
         self.started = time.time()
         self.top_done = False
@@ -3115,11 +3466,6 @@ class Run:
         self.sequential = False   # -j1: one thing at a time, in order
         self.top_ok = False
         self.output = 'plain'     # how .do files' stderr is shown (Job.show)
-        try:
-            st = os.fstat(2)
-            self.err_id = (st.st_dev, st.st_ino)
-        except OSError:
-            self.err_id = None
 
     # -- setting up and tearing down ------------------------------------------
 
@@ -3156,9 +3502,7 @@ class Run:
         me = os.path.realpath(__file__)
         for name in COMMAND_NAMES:
             os.symlink(me, os.path.join(bin_dir, 'redo' if name == 'redo' else 'redo-' + name))
-        os.mkfifo(os.path.join(d, 'req'))
-        self.req_fd = os.open(os.path.join(d, 'req'), os.O_RDWR | os.O_NONBLOCK)
-        self.loop.watch(self.req_fd, self.on_requests)
+        self.server.open(d, self.top_call)
         env = dict(self.env)
         for name in (ENV_JOB, ENV_TARGET):
             env.pop(name, None)
@@ -3192,41 +3536,9 @@ class Run:
         if self.ahead is not None:
             self.ahead.close()
             self.ahead = None
-        for fd in self.replies.values():
-            os.close(fd)
-        if self.dir is not None:
-            self.slots.close()
-            os.close(self.req_fd)
-            self.release_late_clients()
-            self.dir = None
-
-    def release_late_clients(self):
-        """Calls whose request came too late for this run (a .do left them
-        running, `&`): each client waiting on a reply fifo of its own gets
-        `R`, to run as a redo of its own, and the fifos go, so that no
-        client waits for ever on a run that has ended."""
-        gone = '%s.gone' % self.dir    # no new request, fifo or open from now on
-        try:
-            os.rename(self.dir, gone)
-            names = [x for x in os.listdir(gone) if x.endswith('.r')]
-        except OSError:
-            remove_tree(self.dir)
-            return
-        fds = []
-        for name in names:
-            path = os.path.join(gone, name)
-            try:
-                fds.append(os.open(path, os.O_RDWR | os.O_NONBLOCK))
-            except OSError:
-                continue
-            unlink_quiet(path)
-        for fd in fds:
-            try:
-                os.write(fd, b'R\n')
-            except OSError:
-                pass
-            os.close(fd)
-        remove_tree(gone)
+        self.slots.close()
+        self.server.close()
+        self.dir = None
 
     # -- the loop ---------------------------------------------------------------
 
@@ -3251,7 +3563,7 @@ class Run:
             if self.signal:
                 if loop.quiet():
                     break
-            elif self.top_done and not self.orphans:
+            elif self.top_done and not self.server.serving_orphans():
                 break
             timeout = loop.timeout()
             if self.term.progress:
@@ -3321,6 +3633,18 @@ class Run:
         if self.dir is None:
             self.start_jobs()
         self.slots.want(task, resuming)
+
+    def job(self, jobid):
+        """The Job of that id, from its start to its end, or None."""
+        return self.jobs_by_id.get(jobid)
+
+    def was_started(self, jobid):
+        return 0 < jobid < self.next_job
+
+    def end_call(self, call):
+        """call, stopped by a failure or not, waits no more."""
+        if call.stopped:
+            self.calls_stopped -= 1
 
     def wait_nodes(self, task, nodes):
         pending = []
@@ -4011,194 +4335,6 @@ class Run:
         rec.ran = ' '.join('%.6f+%.6f@%d' % (a - job.started, b - a, slot)
                            for a, b, slot in job.ran)
 
-    # -- serving the clients ----------------------------------------------------
-
-    def on_requests(self, fd):
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        lines = (self.req_buf + data).split(b'\n')
-        self.req_buf = lines.pop()
-        for line in lines:
-            parts = line.decode('ascii', 'replace').split(' ')
-            if len(parts) == 5:
-                err = parts.pop()         # PID/fd/N: the client's stderr
-            elif len(parts) == 4:
-                err = None
-            else:
-                continue
-            cmd, jobid, pid, kind = parts
-            if cmd == 'done':
-                self.on_done(jobid, pid, kind)
-            else:
-                self.on_request(cmd, jobid, pid, kind, err)
-
-    def on_done(self, jobid, rid, kind):
-        if kind == 'J':
-            # The claim is released, unless its job has ended (Job.close).
-            if jobid.isdigit() and int(jobid) in self.jobs_by_id:
-                unlink_quiet(os.path.join(self.dir, '%s.c' % jobid))
-            return
-        fd = self.replies.pop((jobid, rid), None)
-        if fd is not None:
-            os.close(fd)
-        unlink_quiet(os.path.join(self.dir, '%s.r' % rid))
-        # The request file goes last: while it is there, no other client
-        # can take its name (see CLIENT_FUNCTIONS).
-        unlink_quiet(os.path.join(self.dir, '%s.q' % rid))
-
-    def on_request(self, cmd, jobid, rid, kind, err=None):
-        job = self.jobs_by_id.get(int(jobid)) if jobid.isdigit() else None
-        if kind in ('J', 'K'):
-            fd = job.fifo_fd if job is not None else None
-        else:
-            try:
-                fd = os.open(os.path.join(self.dir, '%s.r' % rid), os.O_RDWR | os.O_NONBLOCK)
-            except OSError:
-                return
-            self.replies[(jobid, rid)] = fd
-        data = read_bytes_or_none(os.path.join(self.dir, '%s.q' % rid if kind == 'P' else '%s.c' % jobid))
-        if fd is None:
-            return
-        orphan = job is None and jobid.isdigit() and 0 < int(jobid) < self.next_job \
-            and cmd in ('ifchange', 'redo')
-        if job is None and not orphan or data is None:
-            self.term.error('%s: not called from a .do that this redo is running' % prog(cmd))
-            self.reply(fd, EXIT_USAGE)
-            return
-        if job is not None and job.err_fd is not None:
-            job.read_stderr(drain=True)   # what it said before the call comes first
-        cwd, _, rest = data.partition(b'\0')
-        env_text, _, rest = rest.partition(b'\0')
-        cwd = os.fsdecode(cwd)
-        if cmd == 'stamp':
-            args = rest
-        else:
-            args = [os.fsdecode(a) for a in rest.split(b'\0')[:-1]]
-        if orphan:
-            task = Task(None, None)
-            task.gen = self.t_serve_orphan(task, cmd, cwd, env_text, args, fd)
-        else:
-            task = Task(None, job.node, owner=job.task)
-            if not (err and err.replace('/fd/', '', 1).isdigit()):
-                err = None                # an old client: its job's stderr
-            task.gen = self.t_serve(task, job, cmd, cwd, env_text, args, fd, err)
-        self.wake((task, None))
-        self.loop.pump()
-
-    def client_path(self, cwd, name):
-        """The path of a name a client gave from its $PWD.  A `..` is the
-        parent of what the name before it is, as the kernel has it (after
-        `cd link`, `../x` is beside where link points); other names keep
-        $PWD as it is (the same file either way), so that `cd gen &&
-        redo-ifchange x` and `redo-ifchange gen/x` name one target."""
-        if '..' in name and '..' in name.split('/'):
-            return kernel_path(os.path.join(cwd, name))
-        return abs_path(cwd, name)
-
-    def reply(self, fd, status):
-        try:
-            os.write(fd, b'%d\n' % status)
-        except OSError:
-            pass
-
-    def t_serve(self, task, job, cmd, cwd, env_text, args, fd, err):
-        """Answers one request of job's .do."""
-        status = EXIT_OK
-        job.calls += 1
-        try:
-            if cmd in ('ifchange', 'redo'):
-                status = yield from self.t_serve_build(task, job, cmd, cwd, env_text, args, err)
-            elif cmd == 'ifcreate':
-                status = self.serve_ifcreate(job, cwd, args)
-            elif cmd == 'always':
-                job.always = True
-            elif cmd == 'stamp':
-                job.stamp = stamp_of_data(args)
-            elif cmd == 'recheck':
-                self.serve_recheck(cwd, args)
-            else:
-                status = EXIT_USAGE
-        except Done:
-            job.term.error('%s: --help, --version and --install come first' % prog(cmd))
-            status = EXIT_USAGE
-        except (Error, OSError) as e:
-            msg = str(e if isinstance(e, Error) else os_error(e))
-            if not msg.startswith('redo'):
-                msg = '%s: %s' % (prog(cmd), msg)
-            job.term.line(job.term.paint(job.term.RED, msg))
-            status = e.status if isinstance(e, Error) else EXIT_FAILED
-        finally:
-            job.calls -= 1
-            if not job.calls and job.calls_waiter is not None:
-                self.wake((job.calls_waiter, None))
-                job.calls_waiter = None
-        self.reply(fd, status)
-
-    def t_serve_orphan(self, task, cmd, cwd, env_text, args, fd):
-        """A build request of a .do whose target is already done (it left
-        the call running in the background and exited): served as a call
-        of the run's own, its targets built, nothing recorded."""
-        self.orphans += 1
-        status = EXIT_FAILED
-        try:
-            targets, v = parse_options(cmd, args, None, BUILD_FLAGS)
-            top = self.top_call
-            env = top.env
-            if env_text:
-                try:
-                    env = parse_exports(env_text)
-                    env[ENV_RUN], env[ENV_PID] = top.env[ENV_RUN], top.env[ENV_PID]
-                except ValueError:
-                    pass
-            call = Call(Options(env).apply(v), env, top.term)
-            task.call = call
-            nodes = []
-            for a in targets:
-                n = self.graph.node(self.client_path(cwd, a))
-                if n not in nodes:
-                    nodes.append(n)
-            ok = yield from self.t_call(task, None, call, nodes, cmd == 'redo')
-            if call.stopped:
-                self.calls_stopped -= 1
-            status = EXIT_OK if ok else EXIT_FAILED
-        except (Error, Done) as e:
-            self.term.error(str(e))
-        finally:
-            self.orphans -= 1
-        self.reply(fd, status)
-
-    def t_serve_build(self, task, job, cmd, cwd, env_text, args, err):
-        targets, v = parse_options(cmd, args, None, BUILD_FLAGS)
-        if 'install' in v:
-            raise Done()
-        if v.get('n') or v.get('dry-run'):
-            raise Error('-n: a dry run cannot be made inside a build', EXIT_USAGE)
-        parent = job.node
-        call = self.nested_call(job, env_text, v, err)
-        task.call = call
-        nodes = []
-        seen = set()
-        try:
-            for a in targets:
-                if not a:
-                    raise Error('%s: an empty target name' % prog(cmd), EXIT_USAGE)
-                n = self.graph.node(self.client_path(cwd, a))
-                if n.path not in seen:
-                    seen.add(n.path)
-                    self.adopt(parent, n)
-                    nodes.append(n)
-            ok = yield from self.t_call(task, job, call, nodes, cmd == 'redo')
-        finally:
-            if call.stopped:
-                self.calls_stopped -= 1
-            if call.term is not job.term:
-                call.term.close()
-        if cmd == 'ifchange':
-            self.record_deps(job, nodes)
-        return EXIT_OK if ok else EXIT_FAILED
-
     def record_deps(self, job, nodes):
         """The dependencies a redo-ifchange of job's .do named (failed ones
         too: redo-log -r shows them).  A source changed since the .do
@@ -4284,101 +4420,6 @@ class Run:
                 self.slots.begin_segment(job)
         return got
 
-    def nested_call(self, job, env_text, v, err):
-        """The Call of a request of job's .do: its environment (as `export
-        -p` printed it in the .do), the options it was given over those of
-        that environment, its stderr."""
-        parent = job.node.call
-        env = self.call_env(job, env_text)
-        if v:
-            opts = Options(env).apply(v)
-            env = dict(env)
-            opts.export(env)
-        else:                     # the usual call: options as its environment's
-            opts = self.env_opts.get(id(env))
-            if opts is None or opts[0] is not env:
-                opts = self.env_opts[id(env)] = (env, Options(env))
-            opts = opts[1]
-        limit = opts.cli_jobs if ('j' in v or 'jobs' in v) else parent.inherit
-        return Call(opts, env, self.call_term(job, err, env), limit, limit)
-
-    def call_env(self, job, text):
-        """The environment a request sent, parsed once per distinct text
-        (less the variables that name the job, which differ in every one)."""
-        if not text:
-            return job.node.call.env
-        for name in (b' ' + ENV_JOB.encode() + b'=', b' ' + ENV_TARGET.encode() + b'='):
-            i = text.find(name)
-            if i >= 0:
-                j = text.find(b'\n', i)
-                text = text[:text.rfind(b'\n', 0, i) + 1] + (text[j + 1:] if j >= 0 else b'')
-        env = self.env_cache.get(text)
-        if env is None:
-            try:
-                env = parse_exports(text)
-            except ValueError:
-                return job.node.call.env
-            base = self.top_call.env
-            for name in (ENV_RUN, ENV_PID):
-                env[name] = base[name]
-            if len(self.env_cache) > 1000:
-                self.env_cache.clear()
-            self.env_cache[text] = env
-        return env
-
-    def call_term(self, job, err, env):
-        """Where a request's messages and the stderr of what it builds go:
-        the stderr the caller had at the call (`redo x 2>err`), found
-        through /proc (err is PID/fd/N); that of the calling job where it
-        is the same or cannot be known."""
-        parent = job.term
-        if err is None:
-            return parent
-        try:
-            st = os.stat('/proc/' + err)
-        except (OSError, ValueError):
-            return parent
-        if (st.st_dev, st.st_ino) in (job.err_id, self.err_id):
-            return parent
-        try:
-            fd = os.open('/proc/' + err, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
-        except OSError:
-            return parent
-        return Term(env, False, fd, parent)
-
-    def serve_ifcreate(self, job, cwd, args):
-        files, _ = parse_options('ifcreate', args, None, {})
-        d = os.path.dirname(job.node.path)
-        for a in files:
-            p = self.client_path(cwd, a)
-            if exists(p):
-                raise Error('redo-ifcreate: %s exists' % quote(self.graph.rel(p)))
-            job.add_dep(Dep('Ifcreate', rel_path(p, d)))
-        return EXIT_OK
-
-    def serve_recheck(self, cwd, args):
-        """redo-recheck: what this run found up to date or built among
-        the targets named and what they depend on (everything, with no
-        names) is checked again when next asked for."""
-        names, _ = parse_options('recheck', args, None, {})
-        if not names:
-            todo = list(self.graph.all_nodes())
-        else:
-            todo = [self.graph.node(self.client_path(cwd, a)) for a in names]
-        seen = set()
-        while todo:
-            n = todo.pop()
-            if n.path in seen or (n.started and not n.done):
-                continue
-            seen.add(n.path)
-            if names and self.graph.is_target(n):
-                rec = read_record(n.path)
-                d = n.path.rpartition('/')[0] or '/'
-                for dep in (rec.deps if rec is not None else ()):
-                    todo.append(self.graph.node(abs_path(d, dep.name)))
-            self.reset(n)
-            self.forget(n)
-            self.graph.clear_modified(n.path)
 
 
 def remove_dead_run_dirs(base):
