@@ -2157,8 +2157,11 @@ class Job:
     asked for.  Owned by the build task of its node (Run.t_build), whose
     slot it runs in; `calls` counts the requests of its .do in flight."""
 
-    def __init__(self, run, node, do, jobid):
-        self.run = run
+    def __init__(self, graph, node, do, jobid, run_dir, output, logs):
+        self.graph = graph        # for make_dirs and rel
+        self.run_dir = run_dir    # where its client talks to the run
+        self.output = output      # how its stderr is shown (see show)
+        self.logs = logs          # its stderr is kept in its log
         self.node = node
         self.do = do
         self.id = jobid
@@ -2184,7 +2187,7 @@ class Job:
         self.ran = []             # (start, end, slot) while it held one
         self.out_bytes = UNKNOWN  # see out_size
         self.grouped = []         # its stderr, with output mode 'group'
-        self.fifo = os.path.join(run.dir, '%d.r' % jobid)
+        self.fifo = os.path.join(run_dir, '%d.r' % jobid)
         self.fifo_fd = None
         self.gate_w = None        # the wrapper's stdin until go()
         self.tmp3 = tmp3_path(node.path)
@@ -2202,9 +2205,9 @@ class Job:
         """Starts the .do's shell, which waits for go() (see WRAP_GATE),
         unless go is true: then it has its go before it starts."""
         n = self.node
-        self.run.graph.make_dirs(os.path.dirname(self.out))
+        self.graph.make_dirs(os.path.dirname(self.out))
         if TMP3_PREFIX not in self.tmp3:
-            self.run.graph.make_dirs(os.path.dirname(self.tmp3))
+            self.graph.make_dirs(os.path.dirname(self.tmp3))
         os.mkfifo(self.fifo)
         self.fifo_fd = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK)
         gate_r, self.gate_w = os.pipe()
@@ -2212,7 +2215,7 @@ class Job:
             self.go()
         actions = [(os.POSIX_SPAWN_DUP2, gate_r, 0)]
         err_w = None
-        if self.run.opts.logs:
+        if self.logs:
             self.err_fd, err_w = os.pipe()
             os.set_blocking(self.err_fd, False)
             st = os.fstat(self.err_fd)
@@ -2291,7 +2294,7 @@ class Job:
             self.keep_log(chunk)
             self.show(chunk)
         if final and self.grouped:     # -O: in one piece, after its label
-            self.term.write(os.fsencode(quote(self.run.graph.rel(self.node.path))) + b': '
+            self.term.write(os.fsencode(quote(self.graph.rel(self.node.path))) + b': '
                             + b''.join(self.grouped))
             self.term.source = self.node.path
             self.grouped = []
@@ -2301,14 +2304,14 @@ class Job:
         """Passes stderr lines on as the run's output mode says: as they
         are, each after a label naming the target, or kept to be shown in
         one piece when the .do ends (-O)."""
-        mode = self.run.output
+        mode = self.output
         if mode == 'group':
             self.grouped.append(chunk)
             return
         if mode == 'lines' and self.term.source != self.node.path:
             # A label where the lines change hands: unlabelled lines are
             # those of the target named last above them.
-            chunk = os.fsencode(quote(self.run.graph.rel(self.node.path))) + b': ' + chunk
+            chunk = os.fsencode(quote(self.graph.rel(self.node.path))) + b': ' + chunk
             self.term.source = self.node.path
         self.term.write(chunk)
 
@@ -2356,7 +2359,7 @@ class Job:
             # Its reply fifo is gone: a call its .do left behind (`&`)
             # must make one of its own (kind P).  So the claim stays.
             try:
-                os.close(os.open(os.path.join(self.run.dir, '%d.c' % self.id),
+                os.close(os.open(os.path.join(self.run_dir, '%d.c' % self.id),
                                  os.O_WRONLY | os.O_CREAT, 0o600))
             except OSError:
                 pass
@@ -2667,8 +2670,6 @@ class Loop:
             import time
             heapq.heappush(self.timers, (time.time() + want[1], id(task), task))
 
-    # -- signals and child processes ------------------------------------------
-
     def on_signals(self, fd):
         try:
             data = os.read(fd, 512)
@@ -2766,10 +2767,10 @@ class Slots:
     first (what a waiting script needs before its siblings), in the order
     asked among equals."""
 
-    def __init__(self, loop, filter):
+    def __init__(self, loop):
         self.loop = loop
         self.wake = loop.wake
-        self.filter = filter      # filter(): wanted(node) for grants, or None
+        self.filter = None        # see set_filter
         self.server = None        # the JobServer, from the first .do on (open)
         self.free = 1             # the implicit slot
         self.resume = []          # tasks of waiting .do scripts
@@ -2778,6 +2779,11 @@ class Slots:
         self.stopping = False     # interrupted: no slot for a new .do
         self.ids = []             # free slot numbers, for the trace
         self.count = 0
+
+    def set_filter(self, filter):
+        """filter() is None, or a function wanted(node): whether a .do about
+        to start for node is still wanted (see grants)."""
+        self.filter = filter
 
     def open(self, server):
         """Slots are handed out from now on: the implicit one, then
@@ -3072,6 +3078,877 @@ def _int_env(env, name, default):
     if name == ENV_JOBS and n > MAX_JOBS:
         raise Error('%s=%s: at most %d' % (name, value, MAX_JOBS), EXIT_USAGE)
     return n
+
+
+def find_cycle(me, start):
+    """The path me -> start -> ... -> me if start waits, through any
+    chain, for me; else None."""
+    if me is None:
+        return None
+    parent = {start.path: None}
+    stack = [start]
+    while stack:
+        x = stack.pop()
+        if x is me:
+            path = []
+            while x is not None:
+                path.append(x)
+                x = parent[x.path]
+            return [me] + path[::-1]
+        for t in x.waiting:
+            for m in t.nodes:
+                if not m.done and m.path not in parent:
+                    parent[m.path] = x
+                    stack.append(m)
+    return None
+
+
+def ancestry(n):
+    """The paths from a target named on the command line down to n."""
+    chain = []
+    x = n
+    while x is not None and len(chain) < 1000:
+        chain.append(x.path)
+        x = x.parent
+    return chain[::-1]
+
+
+
+class Locks:
+    """The locks of the targets this run builds, against other redo
+    processes, and the cycles through them (see the design note)."""
+
+    def __init__(self, graph, env):
+        self.graph = graph
+        self.env = env
+        self.held = {}            # path -> [fd, waits published]
+        self.ancestor_targets = UNKNOWN   # see parent_targets
+
+    def take(self, n):
+        """Locks n against other redo processes; False if one holds it."""
+        self.graph.make_dirs(os.path.join(os.path.dirname(n.path), STATE_DIR))
+        fd = try_lock(state_file(n.path, LOCK_SUFFIX), make_dir=True)
+        if fd is None:
+            return False
+        os.ftruncate(fd, 0)       # what a killed holder published is stale
+        self.held[n.path] = [fd, b'']    # and what it publishes (waits)
+        return True
+
+    def drop(self, n):
+        lock = self.held.pop(n.path, None)
+        if lock is not None:
+            os.close(lock[0])
+
+# Design note: cycles between processes.  Two independent runs can each
+# hold the lock of a target whose .do waits for the other's: x (run A)
+# needs y, y (run B) needs x.  Each run writes into the lock file of every
+# target it is building the paths that target now waits for.  A run that
+# finds a lock taken follows those paths from lock file to lock file; if
+# they lead to a target it holds itself and that (in its own graph) waits
+# for the locked one, it is a cycle: reported, never waited on forever.
+
+
+    def publish_waits(self, n):
+        lock = self.held.get(n.path)
+        if lock is None:
+            return
+        paths = [m.path for t in n.waiting for m in t.nodes if not m.done]
+        data = b'\0'.join(os.fsencode(p) for p in paths)
+        if data == lock[1]:
+            return
+        lock[1] = data
+        try:
+            os.pwrite(lock[0], data, 0)
+            os.ftruncate(lock[0], len(data))
+        except OSError:
+            pass
+
+    def foreign_cycle(self, n):
+        """The cycle through other processes' locks that n's lock closes,
+        as a list of paths, or None.  It closes at a lock of this run, or
+        at REDO_TARGET, whose .do started this run apart from its own
+        (see ancestor_cycle)."""
+        parents = self.parent_targets()
+        seen = set()
+        frontier = [(n.path, [n.path])]
+        while frontier and len(seen) < 10000:
+            path, chain = frontier.pop()
+            data = read_bytes_or_none(state_file(path, LOCK_SUFFIX)) or b''
+            for p in (os.fsdecode(x) for x in data.split(b'\0') if x):
+                if p in seen:
+                    continue
+                seen.add(p)
+                if p in parents and p not in self.held and self.built_above_me(p):
+                    return [p] + ancestry(n) + chain[1:] + [p]
+                m = self.graph.find(p)
+                if m is not None and p in self.held:
+                    inner = find_cycle(n, m)
+                    if inner:
+                        return chain + [p] + [x.path for x in inner[2:]]
+                else:
+                    frontier.append((p, chain + [p]))
+        return None
+
+    def ancestor_cycle(self, n):
+        """A redo started apart by a .do (not through the running build)
+        still has that .do's target in REDO_TARGET: that target cannot be
+        done before this run is, so waiting for its lock is a cycle."""
+        if n.path not in self.parent_targets() or not self.built_above_me(n.path):
+            return None
+        return [n.path] + ancestry(n)
+
+    def parent_targets(self):
+        """The targets whose .do files this redo was started under: its
+        REDO_TARGET, and, where a .do cleared redo's variables (`env -i`,
+        sudo; a redo started so by another such redo), those of every
+        ancestor process that has one (from /proc/PID/environ)."""
+        if self.ancestor_targets is UNKNOWN:
+            found = set()
+            if self.env.get(ENV_TARGET):
+                found.add(self.env[ENV_TARGET])
+            pid = os.getppid()
+            key = ENV_TARGET.encode() + b'='
+            for _ in range(1000):
+                try:
+                    data = read_bytes_or_none('/proc/%d/environ' % pid)
+                except Error:
+                    data = None
+                for var in (data or b'').split(b'\0'):
+                    if var.startswith(key):
+                        found.add(os.fsdecode(var[len(key):]))
+                fields = proc_stat(pid) if pid > 1 else None
+                if not fields:
+                    break
+                pid = int(fields[1])
+            self.ancestor_targets = found
+        return self.ancestor_targets
+
+    def built_above_me(self, path):
+        """Whether the process that holds path's lock is an ancestor of this
+        one: REDO_TARGET is really being built by the run whose .do started
+        this one, not a stale value (a daemon that a .do once started).
+        From /proc/locks; where there is none, True."""
+        try:
+            st = os.stat(state_file(path, LOCK_SUFFIX))
+            data = read_bytes_or_none('/proc/locks')
+        except (OSError, Error):
+            return True
+        if data is None:
+            return True
+        key = ('%02x:%02x:%d' % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)).encode()
+        holders = {f[4] for f in (line.split() for line in data.split(b'\n'))
+                   if len(f) > 5 and f[1] == b'FLOCK' and f[5] == key}
+        pid = os.getppid()
+        for _ in range(1000):
+            if str(pid).encode() in holders:
+                return True
+            fields = proc_stat(pid) if pid > 1 else None
+            if not fields:
+                return False
+            pid = int(fields[1])
+        return False
+
+
+class Builder:
+    """Brings targets up to date for the calls: checks them, locks them,
+    runs their .do files and commits the result or the failure."""
+
+    def __init__(self, graph, loop, slots, locks, term, sync):
+        import time
+        self.graph = graph
+        self.loop = loop
+        self.wake = loop.wake
+        self.slots = slots
+        self.locks = locks
+        self.term = term
+        self.jobs_by_id = {}
+        self.live = {}            # job id -> Job, from go to commit
+        self.ahead = None         # the Job started ahead (start_ahead)
+        self.ahead_ok = False     # fewer jobs than CPUs: start shells ahead
+        self.next_job = 1
+        self.stopping = False     # interrupted: start nothing new
+        self.signal = 0
+        self.calls_stopped = 0    # calls stopped by a failure, still waiting
+        self.run_id = '%d.%d' % (time.time_ns(), os.getpid())
+        # State files written and not yet fsynced: done in batches (see
+        # fsync_all), at least every SYNC_EVERY seconds and at the end.
+        self.unsynced = [] if sync else None
+        self.synced_at = time.time()
+        self.dir = None           # where jobs talk to the server (open)
+        self.sequential = False   # -j1: one thing at a time, in order
+        self.output = 'plain'     # how .do files' stderr is shown (Job.show)
+        self.logs = True
+
+    def open(self, d, sequential, ahead_ok, output, logs):
+        """.do files can run from now on, their requests in d."""
+        self.dir = d
+        self.sequential = sequential
+        self.ahead_ok = ahead_ok
+        self.output = output
+        self.logs = logs
+
+    def close(self):
+        """Drops the jobs still running (interrupted), and their files."""
+        for job in list(self.live.values()):
+            job.close()
+            job.remove_temporaries()
+        if self.ahead is not None:
+            self.ahead.close()
+            self.ahead = None
+
+    def stop(self, signum):
+        """Interrupted: nothing new starts, nothing more is committed."""
+        self.signal = signum
+        self.stopping = True
+
+    def look_ahead(self):
+        """Between two turns of the loop: a shell started ahead, if it helps."""
+        if self.ahead_ok and self.ahead is None:
+            self.start_ahead()
+
+    def sync_if_due(self):
+        import time
+        if self.unsynced and time.time() - self.synced_at > SYNC_EVERY:
+            fsync_all(self.unsynced)
+            self.synced_at = time.time()
+
+    def sync(self):
+        if self.unsynced:
+            fsync_all(self.unsynced)
+
+    def task_failed(self, task, e):
+        """An error inside redo fails the target it concerns, as a failed
+        .do would (SPEC §5): said, and the run goes on."""
+        if isinstance(e, OSError):
+            e = os_error(e)
+        n = task.node
+        if task.call is None and n is not None and not n.done:
+            n.call.term.error('%s: %s%s' % (quote(self.graph.rel(n.path)), e, self.chain_text(n)))
+            self.finish(n, False)
+        else:
+            self.term.error(str(e))
+
+    def slot_filter(self):
+        """For Slots.hand_out_slots: wanted, while a call is stopped."""
+        return self.wanted if self.calls_stopped else None
+
+    def job(self, jobid):
+        """The Job of that id, from its start to its end, or None."""
+        return self.jobs_by_id.get(jobid)
+
+    def was_started(self, jobid):
+        return 0 < jobid < self.next_job
+
+    def end_call(self, call):
+        """call, stopped by a failure or not, waits no more."""
+        if call.stopped:
+            self.calls_stopped -= 1
+
+    def wait_nodes(self, task, nodes):
+        pending = []
+        for n in nodes:
+            if not n.done:
+                if not n.started:
+                    self.start_node(n, task.call or task.node.call)
+                pending.append(n)
+        me = task.node
+        for n in pending:
+            cycle = find_cycle(me, n)
+            if cycle:
+                self.wake((task, cycle))
+                return
+        if not pending:
+            self.wake((task, all(n.ok for n in nodes)))
+            return
+        task.nodes = nodes
+        task.count = len(pending)
+        for n in pending:
+            if n.waiters is None:
+                n.waiters = []
+            n.waiters.append(task)
+        if me is not None:
+            me.waiting += (task,)
+            self.locks.publish_waits(me)
+
+    def start_node(self, n, call, direct=False):
+        n.started = True
+        n.call = call
+        n.direct = direct
+        task = Task(None, n)
+        task.gen = self.t_update(n, task)
+        self.wake((task, None))
+
+    def finish(self, n, ok):
+        if self.ahead is not None and self.ahead.node is n:
+            self.ahead.close()
+            self.ahead = None
+        n.done = True
+        n.ok = ok
+        n.forced = False
+        waiters, n.waiters = n.waiters or (), None
+        for t in waiters:
+            c = t.call
+            if not ok and c is not None and not c.stopped and not c.opts.keep_going:
+                c.stopped = True
+                self.calls_stopped += 1
+            t.count -= 1
+            if t.count == 0:
+                if t.node is not None:
+                    t.node.waiting = tuple(x for x in t.node.waiting if x is not t)
+                    self.locks.publish_waits(t.node)
+                self.wake((t, all(x.ok for x in t.nodes)))
+
+    def cancel(self, n):
+        """n's .do is not to start (its calls stopped, or the run was
+        interrupted): its waiters see a failure, and a later request checks
+        it anew."""
+        self.finish(n, False)
+        n.done = n.started = False
+        n.ok = None
+
+    def reset(self, n):
+        """n, done in this run, is to be checked (and maybe built) again."""
+        n.done = n.started = False
+        n.ok = None
+        n.fp = None
+        n.mode = UNKNOWN
+
+    def wanted(self, n):
+        """Whether a call that has not stopped waits for n, through any
+        chain of targets waiting for their dependencies."""
+        seen = {n.path}
+        todo = [n]
+        while todo:
+            for t in todo.pop().waiters or ():
+                if t.call is not None:
+                    if not t.call.stopped:
+                        return True
+                elif t.node is not None and t.node.path not in seen:
+                    seen.add(t.node.path)
+                    todo.append(t.node)
+        return False
+
+    def t_update(self, n, task):
+        """The task of node n: check it, build it if it is out of date."""
+        while True:
+            rec, reason = yield from self.t_check(n)
+            if reason is None:
+                return                # finished: up to date, a source, or said why not
+            if STATE_DIR in n.path.rsplit('/', 2)[1:]:
+                n.call.term.error('%s: redo keeps its state there, it cannot be built%s'
+                                  % (quote(self.graph.rel(n.path)), self.chain_text(n)))
+                self.finish(n, False)
+                return
+            if self.stopping or not (yield SLOT):
+                self.cancel(n)
+                return
+            locked = yield from self.t_lock(n, task, rec)
+            if locked is None:
+                return
+            if locked:
+                break
+        try:
+            ok = yield from self.t_build(n, task)
+        finally:
+            self.locks.drop(n)
+        self.finish(n, ok)
+
+    def t_check(self, n):
+        """(n's state, why n is out of date); the reason is None once n is
+        finished: up to date, a source, or an error said."""
+        term = n.call.term
+        rec = self.graph.record(n)
+        if rec is None:
+            if self.graph.stat(n)[0] is not None:
+                if n.forced and n.top:
+                    term.warn('%s exists and was not built by redo: not redoing it'
+                              % quote(self.graph.rel(n.path)))
+                self.finish(n, True)
+            elif self.graph.find_do(n.path) is None:
+                term.error('%s: no .do file to build it, and it does not exist%s'
+                           % (quote(self.graph.rel(n.path)), self.chain_text(n)))
+                self.finish(n, False)
+            else:
+                return rec, self.out_of_date(n, 'it was never built')
+            return rec, None
+        reason = yield from self.t_why(n, rec)
+        if reason is MODIFIED:
+            what = '%s was modified outside redo' % quote(self.graph.rel(n.path))
+            if n.call.opts.stop_if_modified:
+                term.error(what + ' (REDO_STOP_IF_MODIFIED is set)')
+                self.finish(n, False)
+            else:
+                term.warn(what + ': leaving it alone, it is a source from now on'
+                          ' (delete it to have redo build it again)')
+                self.finish(n, True)
+        elif reason is NO_DO and self.graph.stat(n)[0] is not None:
+            self.become_source(n)
+        elif reason is None:
+            if rec.changed:
+                self.refresh_record(n, rec)
+            else:
+                rec.checked()
+            if n.call.opts.debug:
+                self.debug(n, 'up to date')
+            self.finish(n, True)
+        else:
+            return rec, self.out_of_date(n, reason)
+        return rec, None
+
+    def out_of_date(self, n, reason):
+        if n.call.opts.debug:
+            self.debug(n, 'out of date: ' + reason)
+        return reason
+
+    def t_lock(self, n, task, rec):
+        """Takes n's lock against other redo processes: True once held (and
+        n's state is still rec), False to check n again, None if n is
+        finished (a cycle through other runs, said)."""
+        if self.locks.take(n):
+            # Another run may have built n since it was checked: if its
+            # state moved, check again (now holding the lock).
+            fresh = read_record(n.path)
+            if (fresh and fresh.build) == (rec and rec.build):
+                return True
+            self.locks.drop(n)
+            self.slots.release(task)
+            self.forget(n)
+            return False
+        cycle = self.locks.foreign_cycle(n) or self.locks.ancestor_cycle(n)
+        if cycle:
+            n.call.term.error('dependency cycle: %s'
+                              % ' -> '.join(quote(self.graph.rel(p)) for p in cycle))
+            self.finish(n, False)
+            return None
+        self.slots.release(task)
+        yield ('sleep', 0.05)
+        self.forget(n)
+        return False
+
+    def t_why(self, n, rec):
+        """Why n, which has state rec, is out of date, or None; checking its
+        dependencies in the order its .do asked for them (SPEC §4): a target
+        among them is brought up to date first, and the first change ends
+        the check, so that what the .do no longer asks for is never built."""
+        reason = self.graph.why_head(n, rec)
+        if reason is not None:
+            return reason
+        d = n.path.rpartition('/')[0] or '/'
+        for dep in rec.deps:
+            dn = self.graph.node(abs_path(d, dep.name))
+            if dep.kind == 'Ifcreate':
+                if exists(dn.path):
+                    return '%s exists now' % quote(self.graph.rel(dn.path))
+                continue
+            if (dn.done or not dn.started) and not self.graph.is_target(dn):
+                # A source (a missing one that failed for another target
+                # too): its content decides, not that failure.
+                ident, refreshed = self.graph.now(dn, dep)
+                if ident == ABSENT and self.graph.find_do(dn.path) is not None:
+                    pass                  # gone, or never built: build it
+                elif ident == dep.ident:
+                    rec.changed |= refreshed
+                    continue
+                else:
+                    return '%s changed' % quote(self.graph.rel(dn.path))
+            if not dn.done:
+                self.adopt(n, dn)
+                if not dn.started:        # mostly up to date: let it finish
+                    self.start_node(dn, n.call)
+                    yield START
+                if not dn.done and type((yield [dn])) is list:
+                    return 'its dependencies form a cycle'
+            if not dn.ok:
+                return '%s failed' % quote(self.graph.rel(dn.path))
+            ident, refreshed = self.graph.now(dn, dep)
+            if ident != dep.ident:
+                return '%s changed' % quote(self.graph.rel(dn.path))
+            rec.changed |= refreshed
+        return None
+
+    def become_source(self, n):
+        """n was built, but no .do can build it now, and its file is there:
+        a source from now on (SPEC §3); its state goes."""
+        if n.call.opts.debug:
+            self.debug(n, 'no .do file builds it any more: a source from now on')
+        for suffix in (STATE_SUFFIX, LOG_SUFFIX):
+            try:
+                unlink_quiet(state_file(n.path, suffix))
+            except OSError:
+                pass
+        self.graph.forget_listing(n.path.rpartition('/')[0] or '/')
+        self.graph.mark_modified(n.path)
+        n.rec = None
+        self.finish(n, True)
+
+    def refresh_record(self, n, rec):
+        """Writes the fingerprints refreshed while checking n, unless another
+        run is building n or has built it since (its state would be lost).
+        Best-effort (SPEC §4): where the state cannot be written (a
+        read-only tree), the check still succeeds."""
+        try:
+            if not self.locks.take(n):
+                return
+        except Error:
+            return
+        try:
+            fresh = read_record(n.path)
+            if fresh is not None and fresh.build == rec.build:
+                write_record(n.path, rec, self.unsynced)
+                self.graph.note_written(n.path, rec)
+        except Error:
+            pass
+        finally:
+            self.locks.drop(n)
+
+    def forget(self, n):
+        """Drops what was read of n's state, to read it again."""
+        n.rec = UNKNOWN
+        n.fp = None
+        n.mode = UNKNOWN
+        self.graph.forget_listing(os.path.dirname(n.path))
+
+    def adopt(self, parent, n):
+        if n.parent is None and not n.top:
+            n.parent = parent
+            n.depth = parent.depth + 1
+
+    def debug(self, n, text):
+        (n.call.term if n.call is not None else self.term).line(
+            'redo: debug: %s: %s' % (quote(self.graph.rel(n.path)), text))
+
+    def start_ahead(self):
+        """Starts the shell of the .do that gets the next free slot, to wait
+        for it (see WRAP_GATE), while a CPU is left over: its start then
+        costs no time between one .do and the next."""
+        task = self.slots.next_start()
+        if task is None or self.stopping or self.signal:
+            return
+        n = task.node
+        do = self.graph.find_do(n.path)
+        if do is not None:
+            try:
+                self.ahead = self.new_job(n, do, False)
+            except (Error, OSError):
+                pass              # said when its slot comes, by t_build
+
+    def new_job(self, n, do, go):
+        """A Job for n, its shell started (see Job.spawn)."""
+        job = Job(self.graph, n, do, self.next_job, self.dir, self.output, self.logs)
+        self.next_job += 1
+        o = n.call.opts
+        try:
+            job.spawn(n.call.env, o.xtrace > 1 or (o.xtrace and n.direct),
+                      o.verbose > 1 or (o.verbose and n.direct), go)
+        except (Error, OSError):
+            job.close()
+            raise
+        return job
+
+    def t_build(self, n, task):
+        """Runs n's .do in the slot task holds; returns True if it succeeded."""
+        do = self.graph.find_do(n.path)
+        job = None
+        if self.ahead is not None and self.ahead.node is n:
+            job, self.ahead = self.ahead, None
+            if do is None or job.do.path != do.path:
+                job.close()
+                job = None
+        if do is None:
+            n.call.term.error('%s: no .do file to build it%s' % (quote(self.graph.rel(n.path)), self.chain_text(n)))
+            return False
+        dn = self.graph.node(do.path)
+        ident, _ = self.graph.now(dn)
+        self.show_start(n)
+        if job is not None:
+            try:
+                job.go()
+            except OSError:       # its shell died waiting (EPIPE): start another
+                job.close()
+                job = None
+        if job is None:
+            job = self.new_job(n, do, True)
+        job.task = task
+        self.slots.begin_segment(job)
+        job.first_slot = job.slot
+        job.add_dep(Dep('Dep', rel_path(do.path, os.path.dirname(n.path)), dn.fp or ABSENT, ident))
+        self.loop.add_child(job)
+        self.jobs_by_id[job.id] = job
+        self.live[job.id] = job
+        if job.err_fd is not None:
+            fd = job.err_fd
+            self.loop.watch(fd, lambda fd: job.read_stderr() or self.loop.unwatch(fd))
+        status = yield job
+        while job.calls:          # it left requests running: they end first
+            yield ('calls', job)
+        self.slots.end_segment(job)
+        self.loop.unwatch(job.err_fd)
+        job.close()
+        problem = self.problem(n, job, status)
+        if problem is None and task.has_slot and not self.sequential:
+            # It succeeded: its slot starts the next .do (that task runs
+            # first) while this one is committed.  -j1 keeps the order:
+            # commit, then the parent resumes (slots are handed out once
+            # it has asked for one), then a new .do starts.
+            self.slots.release(task)
+            self.slots.hand_out_slots()
+            yield START
+        del self.jobs_by_id[job.id]
+        del self.live[job.id]
+        return self.commit(n, job, status, problem)
+
+    def show_start(self, n):
+        if n.call.opts.silent:
+            return
+        t = n.call.term
+        t.line('%s %s%s' % (t.paint(t.GREEN, 'redo'), '  ' * n.depth + ' ',
+                            t.paint(t.BOLD, self.graph.rel(n.path))), n.path)
+
+    def chain_text(self, n):
+        chain = []
+        x = n.parent
+        while x is not None and len(chain) < 1000:
+            chain.append(quote(self.graph.rel(x.path)))
+            x = x.parent
+        if not chain:
+            return ''
+        return ' (needed by %s)' % ' -> '.join(chain[::-1])
+
+    def problem(self, n, job, status):
+        """What makes the ended job a failure, or None."""
+        do_name = quote(self.graph.rel(job.do.path))
+        if status != 0:
+            return ('%s exited with status %d' % (do_name, status) if status > 0 else
+                    '%s was killed by signal %d' % (do_name, -status))
+        n.mode = UNKNOWN                      # what is there now (for commit too)
+        n.fp = None
+        mode, fp = self.graph.stat(n)
+        if fp.partition('@')[0].partition('>')[0] != job.before:   # a symlink's pointee may change
+            if mode is None or mode & 0o170000 != 0o040000 \
+                    or not (job.before == ABSENT or _fp_is_dir(job.before)):
+                return '%s wrote to $1 itself; it should write to $3 or to stdout' % do_name
+            job.in_place = True               # mkdir "$1": accepted
+        has_out = bool(job.out_size())
+        has3 = lstat_or_none(job.tmp3) is not None
+        if has_out and has3:
+            return '%s wrote to both $3 and stdout' % do_name
+        if job.in_place and (has_out or has3):
+            return '%s made $1 a directory and wrote to %s too' % (do_name, '$3' if has3 else 'stdout')
+        return None
+
+    def commit(self, n, job, status, problem):
+        """After the .do ended: puts its output in place and writes the state,
+        in this order, so that an interruption anywhere leaves either the old
+        target and state, or a state whose Previous matches the old target
+        (which reads as "interrupted": rebuild), or the new pair."""
+        import time
+        seconds = job.ended - job.started
+        job.dep_names = set()     # room for writing the state
+        if self.signal:
+            job.remove_temporaries()
+            return False
+        old = self.graph.record(n)
+        if problem:
+            return self.fail(n, job, status, seconds, old, problem)
+        if not job.in_place and self.edited_meanwhile(n, old):
+            job.remove_temporaries()
+            return self.keep_hand_edit(n)
+        st3 = lstat_or_none(job.tmp3)
+        src = job.tmp3 if st3 is not None else (job.out if job.out_size() else None)
+        rec = Record(os.path.basename(n.path))
+        rec.build = '%d.%d.%d' % (time.time_ns(), os.getpid(), job.id)
+        if job.in_place:
+            st = lstat_or_none(n.path)
+            rec.output = (fingerprint(st, n.path), identity(n.path, st.st_mode))
+        elif src is not None:
+            st = st3 if src == job.tmp3 else lstat_or_none(src)
+            if st is None:            # .redo/out removed under it
+                return self.fail(n, job, status, seconds, old,
+                                 'its output was removed before redo could put it in place')
+            rec.output = (fingerprint_sans_ctime(fingerprint(st, src)), identity(src, st.st_mode))
+        rec.previous = ABSENT if job.in_place else self.previous_of(n, old)
+        rec.stamp = job.stamp
+        rec.always = job.always
+        rec.do = rel_path(job.do.path, os.path.dirname(n.path))
+        rec.deps = job.deps
+        self.stamp_run(rec, job, 0, seconds)
+        try:
+            write_record(n.path, rec, self.unsynced)
+        except Error:
+            job.remove_temporaries()      # the old target and state stay
+            raise
+        self.graph.note_written(n.path, rec)
+        try:
+            if job.in_place:
+                pass
+            elif src is not None:
+                replace_path(src, n.path)
+            elif exists(n.path):
+                unlink_quiet(n.path)
+        except (Error, OSError) as e:
+            # The old target stays: so do its output and identity.
+            return self.fail(n, job, status, seconds, old, str(e))
+        job.publish_log()
+        job.remove_temporaries()
+        n.rec = rec
+        n.fp = None
+        n.mode = UNKNOWN
+        return True
+
+    def edited_meanwhile(self, n, old):
+        """Whether the target file was changed by hand since it was checked
+        (while its dependencies were built, or its .do ran): then the new
+        output must not replace it (SPEC §3).  n's lstat is problem()'s."""
+        mode, fp = self.graph.stat(n)
+        if old is None:
+            return mode is not None       # made by hand since it was checked
+        if old.result == GARBLED:
+            return False
+        return self.graph.why_modified(n, old) is MODIFIED
+
+    def keep_hand_edit(self, n):
+        what = '%s was modified outside redo while it was being built' % quote(self.graph.rel(n.path))
+        self.graph.mark_modified(n.path)
+        if n.call.opts.stop_if_modified:
+            n.call.term.error(what + ' (REDO_STOP_IF_MODIFIED is set)')
+            return False
+        n.call.term.warn(what + ': leaving it alone, it is a source from now on'
+                         ' (delete it to have redo build it again)')
+        return True
+
+    def previous_of(self, n, old):
+        """The Previous of n's new state: the fingerprint and identity of
+        the file the new output replaces.  Mostly its state's Output; after
+        a build interrupted before its rename, its state's Previous (the
+        file in place is the one before that build)."""
+        known = []
+        if old is not None:
+            if old.output:
+                known.append(old.output)
+            fp, _, ident = old.previous.rpartition(' ')
+            if fp:
+                known.append((fp, ident))
+        now = file_now(n.path, known)
+        return '%s %s' % now if now else ABSENT
+
+    def fail(self, n, job, status, seconds, old, problem):
+        """Records n's build as failed, and says why."""
+        job.publish_log()
+        job.remove_temporaries()
+        # The old state stays, marked failed (a failed target is rebuilt
+        # whatever its dependencies say): its dependencies, and its output
+        # and identity, as the old target stays (unless the .do wrote $1
+        # itself: then that is what redo left there, so a hand edit after
+        # the failure is still told apart).  A target never built keeps
+        # what its failed run asked for, for redo-log.
+        rec = old or Record(os.path.basename(n.path))
+        rec.result = 'failed'
+        if old is None:
+            rec.deps = job.deps
+        rec.output = file_now(n.path, [rec.output] if rec.output else [])
+        self.stamp_run(rec, job, status, seconds)
+        rec.why = problem if status == 0 else ''
+        write_record(n.path, rec, self.unsynced)
+        self.graph.note_written(n.path, rec)
+        n.rec = rec
+        n.fp = None
+        n.mode = UNKNOWN
+        n.call.term.error('%s failed: %s%s' % (quote(self.graph.rel(n.path)), problem, self.chain_text(n)))
+        return False
+
+    def stamp_run(self, rec, job, status, seconds):
+        rec.run = self.run_id
+        rec.exit = status
+        rec.started = job.started
+        rec.seconds = seconds
+        rec.slot = job.first_slot
+        rec.ran = ' '.join('%.6f+%.6f@%d' % (a - job.started, b - a, slot)
+                           for a, b, slot in job.ran)
+
+    def record_deps(self, job, nodes):
+        """The dependencies a redo-ifchange of job's .do named (failed ones
+        too: redo-log -r shows them).  A source changed since the .do
+        started is recorded as unknown: what it read is unknown (SPEC §4);
+        a target that failed, as one that changes when it builds again."""
+        d = os.path.dirname(job.node.path)
+        since = int(job.started * 1e9)
+        for n in nodes:
+            ident, _ = self.graph.now(n)
+            fp = n.fp if (n.fp is not None and not ident.startswith(('s:', 'v:'))) else ABSENT
+            if fp != ABSENT and n.rec is None and _fp_ctime(fp) >= since:
+                fp, ident = ABSENT, '?'
+            elif not n.ok and (n.rec is not None or self.graph.find_do(n.path) is not None):
+                fp, ident = ABSENT, '!'   # a target that failed (or never ran)
+            job.add_dep(Dep('Dep', rel_path(n.path, d), fp, ident))
+
+    def t_call(self, task, job, call, nodes, forced):
+        """Brings nodes up to date for one call, at most call.limit of them
+        at once; True if all of them are.  For job's .do, if there is one."""
+        if call.opts.shuffle:
+            import random
+            random.shuffle(nodes)
+        ok = True
+        for part in Slots.batches(call.limit, nodes):
+            if not ok and not call.opts.keep_going:
+                break
+            ok = (yield from self.t_wait(task, job, part, forced, call)) and ok
+            ok = ok and not call.stopped
+        return ok
+
+    def t_wait(self, task, job, nodes, forced, call):
+        if forced:
+            # `redo` builds again what this run has built (SPEC §2); one
+            # being built is waited for first (another call's `redo` of
+            # it too: each call gets a build of its own).
+            while True:
+                busy = [n for n in nodes if n.started and not n.done]
+                if not busy:
+                    break
+                got = yield from self.t_wait_released(task, job, busy)
+                if type(got) is list:
+                    return self.say_cycle(call, got)
+            for n in nodes:
+                if n.done:
+                    self.reset(n)
+                n.forced = True
+        for n in nodes:
+            if not n.started:
+                self.start_node(n, call, True)
+        # Let them run, and keep the slot if that was enough (sources,
+        # targets up to date): a .do that asks for files does not let
+        # another start.
+        yield START
+        if all(n.done for n in nodes):
+            return all(n.ok for n in nodes)
+        got = yield from self.t_wait_released(task, job, nodes)
+        if type(got) is list:
+            return self.say_cycle(call, got)
+        return got
+
+    def say_cycle(self, call, cycle):
+        call.term.error('dependency cycle: %s' % ' -> '.join(quote(self.graph.rel(x.path)) for x in cycle))
+        return False
+
+    def t_wait_released(self, task, job, nodes):
+        """Waits for nodes; job's .do, if any, gives its slot back meanwhile
+        and takes one again once none of its requests waits any more."""
+        if job is None:
+            return (yield nodes)
+        job.waiting += 1
+        if job.task.has_slot:
+            self.slots.end_segment(job)
+        self.slots.release(job.task)
+        try:
+            got = yield nodes
+        finally:
+            job.waiting -= 1
+        if not job.waiting and job.status is None and not job.task.has_slot:
+            yield RESUME
+            if job.waiting or job.status is not None:
+                self.slots.release(job.task)    # it is waiting again, or gone
+            else:
+                self.slots.begin_segment(job)
+        return got
 
 
 class Server:
@@ -3437,35 +4314,20 @@ class Run:
         self.opts = opts
         self.term = term
         self.loop = Loop()
-        self.wake = self.loop.wake
-        self.slots = Slots(self.loop, self.slot_filter)
-        self.server = Server(self.loop, self.graph, self, term)
-        self.loop.connect(self.slots.release, self.task_failed, self.wait_nodes, self.want_slot,
-                          self.slots.hand_out_slots, self.interrupt)
-        self.jobs_by_id = {}
-        self.locks = {}           # path -> [fd, waits published], held ones
-        self.live = {}            # job id -> Job, from go to commit
-        self.ahead = None         # the Job started ahead (start_ahead)
-        self.ahead_ok = False     # fewer jobs than CPUs: start shells ahead
-        self.next_job = 1
-        self.stopping = False     # interrupted: start nothing new
-        self.calls_stopped = 0    # calls stopped by a failure, still waiting
-        self.ancestor_targets = UNKNOWN   # see parent_targets
+        self.slots = Slots(self.loop)
+        self.builder = Builder(self.graph, self.loop, self.slots, Locks(self.graph, env), term, opts.sync)
+        self.slots.set_filter(self.builder.slot_filter)
+        self.server = Server(self.loop, self.graph, self.builder, term)
+        self.loop.connect(self.slots.release, self.builder.task_failed, self.builder.wait_nodes,
+                          self.want_slot, self.slots.hand_out_slots, self.interrupt)
         self.was_running = []     # the targets an interruption stopped
         self.top_call = None
         self.signal = 0
-        self.run_id = '%d.%d' % (time.time_ns(), os.getpid())
         self.started = time.time()
         self.top_done = False
-        # State files written and not yet fsynced: done in batches (see
-        # fsync_all), at least every SYNC_EVERY seconds and at the end.
-        self.unsynced = [] if opts.sync else None
-        self.synced_at = self.started
         self.progress_at = 0.0
         self.dir = None
-        self.sequential = False   # -j1: one thing at a time, in order
         self.top_ok = False
-        self.output = 'plain'     # how .do files' stderr is shown (Job.show)
 
     # -- setting up and tearing down ------------------------------------------
 
@@ -3517,25 +4379,22 @@ class Run:
         server, warning = self.inherited
         if warning:
             self.term.warn(warning)
+        sequential = ahead_ok = False
         if server is None:
             o = self.opts
             o.jobs = o.cli_jobs or o.jobs or (1 if warning else min(os.cpu_count() or 1, MAX_JOBS))
             server = JobServer.create(o.jobs)
             env[ENV_MAKEFLAGS] = server.makeflags(env.get(ENV_MAKEFLAGS, ''), o.jobs)
-            self.sequential = o.jobs == 1
-            self.ahead_ok = o.jobs < (os.cpu_count() or 1)
-        self.output = self.opts.output or ('plain' if self.sequential else 'lines')
+            sequential = o.jobs == 1
+            ahead_ok = o.jobs < (os.cpu_count() or 1)
+        output = self.opts.output or ('plain' if sequential else 'lines')
+        self.builder.open(d, sequential, ahead_ok, output, self.opts.logs)
         self.slots.open(server)
 
     def close(self):
         if not self.loop.close():
             return
-        for job in list(self.live.values()):
-            job.close()
-            job.remove_temporaries()
-        if self.ahead is not None:
-            self.ahead.close()
-            self.ahead = None
+        self.builder.close()
         self.slots.close()
         self.server.close()
         self.dir = None
@@ -3557,7 +4416,6 @@ class Run:
         task.gen = self.t_top(task, call, tops, forced)
         loop = self.loop
         loop.wake((task, None))
-        import time
         while True:
             loop.pump()
             if self.signal:
@@ -3569,20 +4427,16 @@ class Run:
             if self.term.progress:
                 self.show_progress()
                 timeout = 500 if timeout is None else min(timeout, 500)
-            if self.ahead_ok and self.ahead is None:
-                self.start_ahead()
+            self.builder.look_ahead()
             loop.poll(timeout)
-            if self.unsynced and time.time() - self.synced_at > SYNC_EVERY:
-                fsync_all(self.unsynced)
-                self.synced_at = time.time()
+            self.builder.sync_if_due()
             loop.fire_timers()
             if self.signal:
                 loop.escalate()
         self.term.show_status('')
         if not self.signal:
             self.graph.save_summaries()
-        if self.unsynced:
-            fsync_all(self.unsynced)
+        self.builder.sync()
         if self.signal:
             name = {signal.SIGINT: 'SIGINT', signal.SIGTERM: 'SIGTERM',
                     signal.SIGHUP: 'SIGHUP'}.get(self.signal, 'signal %d' % self.signal)
@@ -3610,816 +4464,23 @@ class Run:
         self.term.show_status(text[:self.term.width() - 1])
 
     def t_top(self, task, call, tops, forced):
-        self.top_ok = yield from self.t_call(task, None, call, tops, forced)
+        self.top_ok = yield from self.builder.t_call(task, None, call, tops, forced)
         self.top_done = True
-
-    def task_failed(self, task, e):
-        """An error inside redo fails the target it concerns, as a failed
-        .do would (SPEC §5): said, and the run goes on."""
-        if isinstance(e, OSError):
-            e = os_error(e)
-        n = task.node
-        if task.call is None and n is not None and not n.done:
-            n.call.term.error('%s: %s%s' % (quote(self.graph.rel(n.path)), e, self.chain_text(n)))
-            self.finish(n, False)
-        else:
-            self.term.error(str(e))
-
-    def slot_filter(self):
-        """For Slots.hand_out_slots: wanted, while a call is stopped."""
-        return self.wanted if self.calls_stopped else None
 
     def want_slot(self, task, resuming):
         if self.dir is None:
             self.start_jobs()
         self.slots.want(task, resuming)
 
-    def job(self, jobid):
-        """The Job of that id, from its start to its end, or None."""
-        return self.jobs_by_id.get(jobid)
-
-    def was_started(self, jobid):
-        return 0 < jobid < self.next_job
-
-    def end_call(self, call):
-        """call, stopped by a failure or not, waits no more."""
-        if call.stopped:
-            self.calls_stopped -= 1
-
-    def wait_nodes(self, task, nodes):
-        pending = []
-        for n in nodes:
-            if not n.done:
-                if not n.started:
-                    self.start_node(n, task.call or task.node.call)
-                pending.append(n)
-        me = task.node
-        for n in pending:
-            cycle = self.find_cycle(me, n)
-            if cycle:
-                self.wake((task, cycle))
-                return
-        if not pending:
-            self.wake((task, all(n.ok for n in nodes)))
-            return
-        task.nodes = nodes
-        task.count = len(pending)
-        for n in pending:
-            if n.waiters is None:
-                n.waiters = []
-            n.waiters.append(task)
-        if me is not None:
-            me.waiting += (task,)
-            self.publish_waits(me)
-
-    def find_cycle(self, me, start):
-        """The path me -> start -> ... -> me if start waits, through any
-        chain, for me; else None."""
-        if me is None:
-            return None
-        parent = {start.path: None}
-        stack = [start]
-        while stack:
-            x = stack.pop()
-            if x is me:
-                path = []
-                while x is not None:
-                    path.append(x)
-                    x = parent[x.path]
-                return [me] + path[::-1]
-            for t in x.waiting:
-                for m in t.nodes:
-                    if not m.done and m.path not in parent:
-                        parent[m.path] = x
-                        stack.append(m)
-        return None
-
-    def start_node(self, n, call, direct=False):
-        n.started = True
-        n.call = call
-        n.direct = direct
-        task = Task(None, n)
-        task.gen = self.t_update(n, task)
-        self.wake((task, None))
-
-    def finish(self, n, ok):
-        if self.ahead is not None and self.ahead.node is n:
-            self.ahead.close()
-            self.ahead = None
-        n.done = True
-        n.ok = ok
-        n.forced = False
-        waiters, n.waiters = n.waiters or (), None
-        for t in waiters:
-            c = t.call
-            if not ok and c is not None and not c.stopped and not c.opts.keep_going:
-                c.stopped = True
-                self.calls_stopped += 1
-            t.count -= 1
-            if t.count == 0:
-                if t.node is not None:
-                    t.node.waiting = tuple(x for x in t.node.waiting if x is not t)
-                    self.publish_waits(t.node)
-                self.wake((t, all(x.ok for x in t.nodes)))
-
-    def cancel(self, n):
-        """n's .do is not to start (its calls stopped, or the run was
-        interrupted): its waiters see a failure, and a later request checks
-        it anew."""
-        self.finish(n, False)
-        n.done = n.started = False
-        n.ok = None
-
-    def reset(self, n):
-        """n, done in this run, is to be checked (and maybe built) again."""
-        n.done = n.started = False
-        n.ok = None
-        n.fp = None
-        n.mode = UNKNOWN
-
-    def wanted(self, n):
-        """Whether a call that has not stopped waits for n, through any
-        chain of targets waiting for their dependencies."""
-        seen = {n.path}
-        todo = [n]
-        while todo:
-            for t in todo.pop().waiters or ():
-                if t.call is not None:
-                    if not t.call.stopped:
-                        return True
-                elif t.node is not None and t.node.path not in seen:
-                    seen.add(t.node.path)
-                    todo.append(t.node)
-        return False
-
-    # -- signals and child processes ------------------------------------------
-
     def interrupt(self, signum):
         """SIGINT, SIGTERM, SIGHUP: pass it on to every running .do (Ctrl-C
         reaches them anyway), start nothing new, SIGKILL what is left after
         a grace period, then exit with 128+signum."""
         self.signal = signum
-        self.stopping = True
+        self.builder.stop(signum)
         self.was_running = sorted(self.graph.rel(j.node.path) for j in self.loop.running())
         self.slots.stop()
         self.loop.kill_children(signum)
-
-    # -- bringing one node up to date -------------------------------------------
-
-    def t_update(self, n, task):
-        """The task of node n: check it, build it if it is out of date."""
-        while True:
-            rec, reason = yield from self.t_check(n)
-            if reason is None:
-                return                # finished: up to date, a source, or said why not
-            if STATE_DIR in n.path.rsplit('/', 2)[1:]:
-                n.call.term.error('%s: redo keeps its state there, it cannot be built%s'
-                                  % (quote(self.graph.rel(n.path)), self.chain_text(n)))
-                self.finish(n, False)
-                return
-            if self.stopping or not (yield SLOT):
-                self.cancel(n)
-                return
-            locked = yield from self.t_lock(n, task, rec)
-            if locked is None:
-                return
-            if locked:
-                break
-        try:
-            ok = yield from self.t_build(n, task)
-        finally:
-            self.drop_lock(n)
-        self.finish(n, ok)
-
-    def t_check(self, n):
-        """(n's state, why n is out of date); the reason is None once n is
-        finished: up to date, a source, or an error said."""
-        term = n.call.term
-        rec = self.graph.record(n)
-        if rec is None:
-            if self.graph.stat(n)[0] is not None:
-                if n.forced and n.top:
-                    term.warn('%s exists and was not built by redo: not redoing it'
-                              % quote(self.graph.rel(n.path)))
-                self.finish(n, True)
-            elif self.graph.find_do(n.path) is None:
-                term.error('%s: no .do file to build it, and it does not exist%s'
-                           % (quote(self.graph.rel(n.path)), self.chain_text(n)))
-                self.finish(n, False)
-            else:
-                return rec, self.out_of_date(n, 'it was never built')
-            return rec, None
-        reason = yield from self.t_why(n, rec)
-        if reason is MODIFIED:
-            what = '%s was modified outside redo' % quote(self.graph.rel(n.path))
-            if n.call.opts.stop_if_modified:
-                term.error(what + ' (REDO_STOP_IF_MODIFIED is set)')
-                self.finish(n, False)
-            else:
-                term.warn(what + ': leaving it alone, it is a source from now on'
-                          ' (delete it to have redo build it again)')
-                self.finish(n, True)
-        elif reason is NO_DO and self.graph.stat(n)[0] is not None:
-            self.become_source(n)
-        elif reason is None:
-            if rec.changed:
-                self.refresh_record(n, rec)
-            else:
-                rec.checked()
-            if n.call.opts.debug:
-                self.debug(n, 'up to date')
-            self.finish(n, True)
-        else:
-            return rec, self.out_of_date(n, reason)
-        return rec, None
-
-    def out_of_date(self, n, reason):
-        if n.call.opts.debug:
-            self.debug(n, 'out of date: ' + reason)
-        return reason
-
-    def t_lock(self, n, task, rec):
-        """Takes n's lock against other redo processes: True once held (and
-        n's state is still rec), False to check n again, None if n is
-        finished (a cycle through other runs, said)."""
-        if self.take_lock(n):
-            # Another run may have built n since it was checked: if its
-            # state moved, check again (now holding the lock).
-            fresh = read_record(n.path)
-            if (fresh and fresh.build) == (rec and rec.build):
-                return True
-            self.drop_lock(n)
-            self.slots.release(task)
-            self.forget(n)
-            return False
-        cycle = self.foreign_cycle(n) or self.ancestor_cycle(n)
-        if cycle:
-            n.call.term.error('dependency cycle: %s'
-                              % ' -> '.join(quote(self.graph.rel(p)) for p in cycle))
-            self.finish(n, False)
-            return None
-        self.slots.release(task)
-        yield ('sleep', 0.05)
-        self.forget(n)
-        return False
-
-    def t_why(self, n, rec):
-        """Why n, which has state rec, is out of date, or None; checking its
-        dependencies in the order its .do asked for them (SPEC §4): a target
-        among them is brought up to date first, and the first change ends
-        the check, so that what the .do no longer asks for is never built."""
-        reason = self.graph.why_head(n, rec)
-        if reason is not None:
-            return reason
-        d = n.path.rpartition('/')[0] or '/'
-        for dep in rec.deps:
-            dn = self.graph.node(abs_path(d, dep.name))
-            if dep.kind == 'Ifcreate':
-                if exists(dn.path):
-                    return '%s exists now' % quote(self.graph.rel(dn.path))
-                continue
-            if (dn.done or not dn.started) and not self.graph.is_target(dn):
-                # A source (a missing one that failed for another target
-                # too): its content decides, not that failure.
-                ident, refreshed = self.graph.now(dn, dep)
-                if ident == ABSENT and self.graph.find_do(dn.path) is not None:
-                    pass                  # gone, or never built: build it
-                elif ident == dep.ident:
-                    rec.changed |= refreshed
-                    continue
-                else:
-                    return '%s changed' % quote(self.graph.rel(dn.path))
-            if not dn.done:
-                self.adopt(n, dn)
-                if not dn.started:        # mostly up to date: let it finish
-                    self.start_node(dn, n.call)
-                    yield START
-                if not dn.done and type((yield [dn])) is list:
-                    return 'its dependencies form a cycle'
-            if not dn.ok:
-                return '%s failed' % quote(self.graph.rel(dn.path))
-            ident, refreshed = self.graph.now(dn, dep)
-            if ident != dep.ident:
-                return '%s changed' % quote(self.graph.rel(dn.path))
-            rec.changed |= refreshed
-        return None
-
-    def become_source(self, n):
-        """n was built, but no .do can build it now, and its file is there:
-        a source from now on (SPEC §3); its state goes."""
-        if n.call.opts.debug:
-            self.debug(n, 'no .do file builds it any more: a source from now on')
-        for suffix in (STATE_SUFFIX, LOG_SUFFIX):
-            try:
-                unlink_quiet(state_file(n.path, suffix))
-            except OSError:
-                pass
-        self.graph.forget_listing(n.path.rpartition('/')[0] or '/')
-        self.graph.mark_modified(n.path)
-        n.rec = None
-        self.finish(n, True)
-
-    def refresh_record(self, n, rec):
-        """Writes the fingerprints refreshed while checking n, unless another
-        run is building n or has built it since (its state would be lost).
-        Best-effort (SPEC §4): where the state cannot be written (a
-        read-only tree), the check still succeeds."""
-        try:
-            if not self.take_lock(n):
-                return
-        except Error:
-            return
-        try:
-            fresh = read_record(n.path)
-            if fresh is not None and fresh.build == rec.build:
-                write_record(n.path, rec, self.unsynced)
-                self.graph.note_written(n.path, rec)
-        except Error:
-            pass
-        finally:
-            self.drop_lock(n)
-
-    def forget(self, n):
-        """Drops what was read of n's state, to read it again."""
-        n.rec = UNKNOWN
-        n.fp = None
-        n.mode = UNKNOWN
-        self.graph.forget_listing(os.path.dirname(n.path))
-
-    def adopt(self, parent, n):
-        if n.parent is None and not n.top:
-            n.parent = parent
-            n.depth = parent.depth + 1
-
-    def debug(self, n, text):
-        (n.call.term if n.call is not None else self.term).line(
-            'redo: debug: %s: %s' % (quote(self.graph.rel(n.path)), text))
-
-    def take_lock(self, n):
-        """Locks n against other redo processes; False if one holds it."""
-        self.graph.make_dirs(os.path.join(os.path.dirname(n.path), STATE_DIR))
-        fd = try_lock(state_file(n.path, LOCK_SUFFIX), make_dir=True)
-        if fd is None:
-            return False
-        os.ftruncate(fd, 0)       # what a killed holder published is stale
-        self.locks[n.path] = [fd, b'']    # and what it publishes (waits)
-        return True
-
-    # Design note: cycles between processes.  Two independent runs can each
-    # hold the lock of a target whose .do waits for the other's: x (run A)
-    # needs y, y (run B) needs x.  Each run writes into the lock file of every
-    # target it is building the paths that target now waits for.  A run that
-    # finds a lock taken follows those paths from lock file to lock file; if
-    # they lead to a target it holds itself and that (in its own graph) waits
-    # for the locked one, it is a cycle: reported, never waited on forever.
-
-    def publish_waits(self, n):
-        lock = self.locks.get(n.path)
-        if lock is None:
-            return
-        paths = [m.path for t in n.waiting for m in t.nodes if not m.done]
-        data = b'\0'.join(os.fsencode(p) for p in paths)
-        if data == lock[1]:
-            return
-        lock[1] = data
-        try:
-            os.pwrite(lock[0], data, 0)
-            os.ftruncate(lock[0], len(data))
-        except OSError:
-            pass
-
-    def foreign_cycle(self, n):
-        """The cycle through other processes' locks that n's lock closes,
-        as a list of paths, or None.  It closes at a lock of this run, or
-        at REDO_TARGET, whose .do started this run apart from its own
-        (see ancestor_cycle)."""
-        parents = self.parent_targets()
-        seen = set()
-        frontier = [(n.path, [n.path])]
-        while frontier and len(seen) < 10000:
-            path, chain = frontier.pop()
-            data = read_bytes_or_none(state_file(path, LOCK_SUFFIX)) or b''
-            for p in (os.fsdecode(x) for x in data.split(b'\0') if x):
-                if p in seen:
-                    continue
-                seen.add(p)
-                if p in parents and p not in self.locks and self.built_above_me(p):
-                    return [p] + self.ancestry(n) + chain[1:] + [p]
-                m = self.graph.find(p)
-                if m is not None and p in self.locks:
-                    inner = self.find_cycle(n, m)
-                    if inner:
-                        return chain + [p] + [x.path for x in inner[2:]]
-                else:
-                    frontier.append((p, chain + [p]))
-        return None
-
-    def ancestor_cycle(self, n):
-        """A redo started apart by a .do (not through the running build)
-        still has that .do's target in REDO_TARGET: that target cannot be
-        done before this run is, so waiting for its lock is a cycle."""
-        if n.path not in self.parent_targets() or not self.built_above_me(n.path):
-            return None
-        return [n.path] + self.ancestry(n)
-
-    def parent_targets(self):
-        """The targets whose .do files this redo was started under: its
-        REDO_TARGET, and, where a .do cleared redo's variables (`env -i`,
-        sudo; a redo started so by another such redo), those of every
-        ancestor process that has one (from /proc/PID/environ)."""
-        if self.ancestor_targets is UNKNOWN:
-            found = set()
-            if self.env.get(ENV_TARGET):
-                found.add(self.env[ENV_TARGET])
-            pid = os.getppid()
-            key = ENV_TARGET.encode() + b'='
-            for _ in range(1000):
-                try:
-                    data = read_bytes_or_none('/proc/%d/environ' % pid)
-                except Error:
-                    data = None
-                for var in (data or b'').split(b'\0'):
-                    if var.startswith(key):
-                        found.add(os.fsdecode(var[len(key):]))
-                fields = proc_stat(pid) if pid > 1 else None
-                if not fields:
-                    break
-                pid = int(fields[1])
-            self.ancestor_targets = found
-        return self.ancestor_targets
-
-    def built_above_me(self, path):
-        """Whether the process that holds path's lock is an ancestor of this
-        one: REDO_TARGET is really being built by the run whose .do started
-        this one, not a stale value (a daemon that a .do once started).
-        From /proc/locks; where there is none, True."""
-        try:
-            st = os.stat(state_file(path, LOCK_SUFFIX))
-            data = read_bytes_or_none('/proc/locks')
-        except (OSError, Error):
-            return True
-        if data is None:
-            return True
-        key = ('%02x:%02x:%d' % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)).encode()
-        holders = {f[4] for f in (line.split() for line in data.split(b'\n'))
-                   if len(f) > 5 and f[1] == b'FLOCK' and f[5] == key}
-        pid = os.getppid()
-        for _ in range(1000):
-            if str(pid).encode() in holders:
-                return True
-            fields = proc_stat(pid) if pid > 1 else None
-            if not fields:
-                return False
-            pid = int(fields[1])
-        return False
-
-    def ancestry(self, n):
-        """The paths from a target named on the command line down to n."""
-        chain = []
-        x = n
-        while x is not None and len(chain) < 1000:
-            chain.append(x.path)
-            x = x.parent
-        return chain[::-1]
-
-    def drop_lock(self, n):
-        lock = self.locks.pop(n.path, None)
-        if lock is not None:
-            os.close(lock[0])
-
-    def start_ahead(self):
-        """Starts the shell of the .do that gets the next free slot, to wait
-        for it (see WRAP_GATE), while a CPU is left over: its start then
-        costs no time between one .do and the next."""
-        task = self.slots.next_start()
-        if task is None or self.stopping or self.signal:
-            return
-        n = task.node
-        do = self.graph.find_do(n.path)
-        if do is not None:
-            try:
-                self.ahead = self.new_job(n, do, False)
-            except (Error, OSError):
-                pass              # said when its slot comes, by t_build
-
-    def new_job(self, n, do, go):
-        """A Job for n, its shell started (see Job.spawn)."""
-        job = Job(self, n, do, self.next_job)
-        self.next_job += 1
-        o = n.call.opts
-        try:
-            job.spawn(n.call.env, o.xtrace > 1 or (o.xtrace and n.direct),
-                      o.verbose > 1 or (o.verbose and n.direct), go)
-        except (Error, OSError):
-            job.close()
-            raise
-        return job
-
-    def t_build(self, n, task):
-        """Runs n's .do in the slot task holds; returns True if it succeeded."""
-        do = self.graph.find_do(n.path)
-        job = None
-        if self.ahead is not None and self.ahead.node is n:
-            job, self.ahead = self.ahead, None
-            if do is None or job.do.path != do.path:
-                job.close()
-                job = None
-        if do is None:
-            n.call.term.error('%s: no .do file to build it%s' % (quote(self.graph.rel(n.path)), self.chain_text(n)))
-            return False
-        dn = self.graph.node(do.path)
-        ident, _ = self.graph.now(dn)
-        self.show_start(n)
-        if job is not None:
-            try:
-                job.go()
-            except OSError:       # its shell died waiting (EPIPE): start another
-                job.close()
-                job = None
-        if job is None:
-            job = self.new_job(n, do, True)
-        job.task = task
-        self.slots.begin_segment(job)
-        job.first_slot = job.slot
-        job.add_dep(Dep('Dep', rel_path(do.path, os.path.dirname(n.path)), dn.fp or ABSENT, ident))
-        self.loop.add_child(job)
-        self.jobs_by_id[job.id] = job
-        self.live[job.id] = job
-        if job.err_fd is not None:
-            fd = job.err_fd
-            self.loop.watch(fd, lambda fd: job.read_stderr() or self.loop.unwatch(fd))
-        status = yield job
-        while job.calls:          # it left requests running: they end first
-            yield ('calls', job)
-        self.slots.end_segment(job)
-        self.loop.unwatch(job.err_fd)
-        job.close()
-        problem = self.problem(n, job, status)
-        if problem is None and task.has_slot and not self.sequential:
-            # It succeeded: its slot starts the next .do (that task runs
-            # first) while this one is committed.  -j1 keeps the order:
-            # commit, then the parent resumes (slots are handed out once
-            # it has asked for one), then a new .do starts.
-            self.slots.release(task)
-            self.slots.hand_out_slots()
-            yield START
-        del self.jobs_by_id[job.id]
-        del self.live[job.id]
-        return self.commit(n, job, status, problem)
-
-    def show_start(self, n):
-        if n.call.opts.silent:
-            return
-        t = n.call.term
-        t.line('%s %s%s' % (t.paint(t.GREEN, 'redo'), '  ' * n.depth + ' ',
-                            t.paint(t.BOLD, self.graph.rel(n.path))), n.path)
-
-    def chain_text(self, n):
-        chain = []
-        x = n.parent
-        while x is not None and len(chain) < 1000:
-            chain.append(quote(self.graph.rel(x.path)))
-            x = x.parent
-        if not chain:
-            return ''
-        return ' (needed by %s)' % ' -> '.join(chain[::-1])
-
-    def problem(self, n, job, status):
-        """What makes the ended job a failure, or None."""
-        do_name = quote(self.graph.rel(job.do.path))
-        if status != 0:
-            return ('%s exited with status %d' % (do_name, status) if status > 0 else
-                    '%s was killed by signal %d' % (do_name, -status))
-        n.mode = UNKNOWN                      # what is there now (for commit too)
-        n.fp = None
-        mode, fp = self.graph.stat(n)
-        if fp.partition('@')[0].partition('>')[0] != job.before:   # a symlink's pointee may change
-            if mode is None or mode & 0o170000 != 0o040000 \
-                    or not (job.before == ABSENT or _fp_is_dir(job.before)):
-                return '%s wrote to $1 itself; it should write to $3 or to stdout' % do_name
-            job.in_place = True               # mkdir "$1": accepted
-        has_out = bool(job.out_size())
-        has3 = lstat_or_none(job.tmp3) is not None
-        if has_out and has3:
-            return '%s wrote to both $3 and stdout' % do_name
-        if job.in_place and (has_out or has3):
-            return '%s made $1 a directory and wrote to %s too' % (do_name, '$3' if has3 else 'stdout')
-        return None
-
-    def commit(self, n, job, status, problem):
-        """After the .do ended: puts its output in place and writes the state,
-        in this order, so that an interruption anywhere leaves either the old
-        target and state, or a state whose Previous matches the old target
-        (which reads as "interrupted": rebuild), or the new pair."""
-        import time
-        seconds = job.ended - job.started
-        job.dep_names = set()     # room for writing the state
-        if self.signal:
-            job.remove_temporaries()
-            return False
-        old = self.graph.record(n)
-        if problem:
-            return self.fail(n, job, status, seconds, old, problem)
-        if not job.in_place and self.edited_meanwhile(n, old):
-            job.remove_temporaries()
-            return self.keep_hand_edit(n)
-        st3 = lstat_or_none(job.tmp3)
-        src = job.tmp3 if st3 is not None else (job.out if job.out_size() else None)
-        rec = Record(os.path.basename(n.path))
-        rec.build = '%d.%d.%d' % (time.time_ns(), os.getpid(), job.id)
-        if job.in_place:
-            st = lstat_or_none(n.path)
-            rec.output = (fingerprint(st, n.path), identity(n.path, st.st_mode))
-        elif src is not None:
-            st = st3 if src == job.tmp3 else lstat_or_none(src)
-            if st is None:            # .redo/out removed under it
-                return self.fail(n, job, status, seconds, old,
-                                 'its output was removed before redo could put it in place')
-            rec.output = (fingerprint_sans_ctime(fingerprint(st, src)), identity(src, st.st_mode))
-        rec.previous = ABSENT if job.in_place else self.previous_of(n, old)
-        rec.stamp = job.stamp
-        rec.always = job.always
-        rec.do = rel_path(job.do.path, os.path.dirname(n.path))
-        rec.deps = job.deps
-        self.stamp_run(rec, job, 0, seconds)
-        try:
-            write_record(n.path, rec, self.unsynced)
-        except Error:
-            job.remove_temporaries()      # the old target and state stay
-            raise
-        self.graph.note_written(n.path, rec)
-        try:
-            if job.in_place:
-                pass
-            elif src is not None:
-                replace_path(src, n.path)
-            elif exists(n.path):
-                unlink_quiet(n.path)
-        except (Error, OSError) as e:
-            # The old target stays: so do its output and identity.
-            return self.fail(n, job, status, seconds, old, str(e))
-        job.publish_log()
-        job.remove_temporaries()
-        n.rec = rec
-        n.fp = None
-        n.mode = UNKNOWN
-        return True
-
-    def edited_meanwhile(self, n, old):
-        """Whether the target file was changed by hand since it was checked
-        (while its dependencies were built, or its .do ran): then the new
-        output must not replace it (SPEC §3).  n's lstat is problem()'s."""
-        mode, fp = self.graph.stat(n)
-        if old is None:
-            return mode is not None       # made by hand since it was checked
-        if old.result == GARBLED:
-            return False
-        return self.graph.why_modified(n, old) is MODIFIED
-
-    def keep_hand_edit(self, n):
-        what = '%s was modified outside redo while it was being built' % quote(self.graph.rel(n.path))
-        self.graph.mark_modified(n.path)
-        if n.call.opts.stop_if_modified:
-            n.call.term.error(what + ' (REDO_STOP_IF_MODIFIED is set)')
-            return False
-        n.call.term.warn(what + ': leaving it alone, it is a source from now on'
-                         ' (delete it to have redo build it again)')
-        return True
-
-    def previous_of(self, n, old):
-        """The Previous of n's new state: the fingerprint and identity of
-        the file the new output replaces.  Mostly its state's Output; after
-        a build interrupted before its rename, its state's Previous (the
-        file in place is the one before that build)."""
-        known = []
-        if old is not None:
-            if old.output:
-                known.append(old.output)
-            fp, _, ident = old.previous.rpartition(' ')
-            if fp:
-                known.append((fp, ident))
-        now = file_now(n.path, known)
-        return '%s %s' % now if now else ABSENT
-
-    def fail(self, n, job, status, seconds, old, problem):
-        """Records n's build as failed, and says why."""
-        job.publish_log()
-        job.remove_temporaries()
-        # The old state stays, marked failed (a failed target is rebuilt
-        # whatever its dependencies say): its dependencies, and its output
-        # and identity, as the old target stays (unless the .do wrote $1
-        # itself: then that is what redo left there, so a hand edit after
-        # the failure is still told apart).  A target never built keeps
-        # what its failed run asked for, for redo-log.
-        rec = old or Record(os.path.basename(n.path))
-        rec.result = 'failed'
-        if old is None:
-            rec.deps = job.deps
-        rec.output = file_now(n.path, [rec.output] if rec.output else [])
-        self.stamp_run(rec, job, status, seconds)
-        rec.why = problem if status == 0 else ''
-        write_record(n.path, rec, self.unsynced)
-        self.graph.note_written(n.path, rec)
-        n.rec = rec
-        n.fp = None
-        n.mode = UNKNOWN
-        n.call.term.error('%s failed: %s%s' % (quote(self.graph.rel(n.path)), problem, self.chain_text(n)))
-        return False
-
-    def stamp_run(self, rec, job, status, seconds):
-        rec.run = self.run_id
-        rec.exit = status
-        rec.started = job.started
-        rec.seconds = seconds
-        rec.slot = job.first_slot
-        rec.ran = ' '.join('%.6f+%.6f@%d' % (a - job.started, b - a, slot)
-                           for a, b, slot in job.ran)
-
-    def record_deps(self, job, nodes):
-        """The dependencies a redo-ifchange of job's .do named (failed ones
-        too: redo-log -r shows them).  A source changed since the .do
-        started is recorded as unknown: what it read is unknown (SPEC §4);
-        a target that failed, as one that changes when it builds again."""
-        d = os.path.dirname(job.node.path)
-        since = int(job.started * 1e9)
-        for n in nodes:
-            ident, _ = self.graph.now(n)
-            fp = n.fp if (n.fp is not None and not ident.startswith(('s:', 'v:'))) else ABSENT
-            if fp != ABSENT and n.rec is None and _fp_ctime(fp) >= since:
-                fp, ident = ABSENT, '?'
-            elif not n.ok and (n.rec is not None or self.graph.find_do(n.path) is not None):
-                fp, ident = ABSENT, '!'   # a target that failed (or never ran)
-            job.add_dep(Dep('Dep', rel_path(n.path, d), fp, ident))
-
-    def t_call(self, task, job, call, nodes, forced):
-        """Brings nodes up to date for one call, at most call.limit of them
-        at once; True if all of them are.  For job's .do, if there is one."""
-        if call.opts.shuffle:
-            import random
-            random.shuffle(nodes)
-        ok = True
-        for part in Slots.batches(call.limit, nodes):
-            if not ok and not call.opts.keep_going:
-                break
-            ok = (yield from self.t_wait(task, job, part, forced, call)) and ok
-            ok = ok and not call.stopped
-        return ok
-
-    def t_wait(self, task, job, nodes, forced, call):
-        if forced:
-            # `redo` builds again what this run has built (SPEC §2); one
-            # being built is waited for first (another call's `redo` of
-            # it too: each call gets a build of its own).
-            while True:
-                busy = [n for n in nodes if n.started and not n.done]
-                if not busy:
-                    break
-                got = yield from self.t_wait_released(task, job, busy)
-                if type(got) is list:
-                    return self.say_cycle(call, got)
-            for n in nodes:
-                if n.done:
-                    self.reset(n)
-                n.forced = True
-        for n in nodes:
-            if not n.started:
-                self.start_node(n, call, True)
-        # Let them run, and keep the slot if that was enough (sources,
-        # targets up to date): a .do that asks for files does not let
-        # another start.
-        yield START
-        if all(n.done for n in nodes):
-            return all(n.ok for n in nodes)
-        got = yield from self.t_wait_released(task, job, nodes)
-        if type(got) is list:
-            return self.say_cycle(call, got)
-        return got
-
-    def say_cycle(self, call, cycle):
-        call.term.error('dependency cycle: %s' % ' -> '.join(quote(self.graph.rel(x.path)) for x in cycle))
-        return False
-
-    def t_wait_released(self, task, job, nodes):
-        """Waits for nodes; job's .do, if any, gives its slot back meanwhile
-        and takes one again once none of its requests waits any more."""
-        if job is None:
-            return (yield nodes)
-        job.waiting += 1
-        if job.task.has_slot:
-            self.slots.end_segment(job)
-        self.slots.release(job.task)
-        try:
-            got = yield nodes
-        finally:
-            job.waiting -= 1
-        if not job.waiting and job.status is None and not job.task.has_slot:
-            yield RESUME
-            if job.waiting or job.status is not None:
-                self.slots.release(job.task)    # it is waiting again, or gone
-            else:
-                self.slots.begin_segment(job)
-        return got
-
 
 
 def remove_dead_run_dirs(base):
