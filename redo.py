@@ -2966,25 +2966,8 @@ def _shell_word(s, pos, n):
                 if s[pos] != '\\':
                     out.append(s[pos])
                     pos += 1
-                    continue
-                e = s[pos + 1]
-                if e in 'xu':
-                    digits = ''
-                    pos += 2
-                    while len(digits) < (2 if e == 'x' else 4) and s[pos] in '0123456789abcdefABCDEF':
-                        digits += s[pos]
-                        pos += 1
-                    out.append(_byte(int(digits or '0', 16)) if e == 'x' else chr(int(digits or '0', 16)))
-                elif e in '01234567':
-                    digits = ''
-                    pos += 1
-                    while len(digits) < 3 and s[pos] in '01234567':
-                        digits += s[pos]
-                        pos += 1
-                    out.append(_byte(int(digits, 8) & 0xff))
                 else:
-                    out.append(ANSI_C.get(e, '\\' + e))
-                    pos += 2
+                    pos = _ansi_c_escape(s, pos, out)
             pos += 1
         elif c == '\\':
             if s[pos + 1] != '\n':
@@ -2994,6 +2977,30 @@ def _shell_word(s, pos, n):
             out.append(c)
             pos += 1
     return ''.join(out), pos
+
+
+def _ansi_c_escape(s, pos, out):
+    """Appends to out the character of the escape at s[pos:] in a $'...'
+    word (\\n, \\x41, \\u00e9, \\101); returns where the escape ends."""
+    e = s[pos + 1]
+    if e in 'xu':
+        digits = ''
+        pos += 2
+        while len(digits) < (2 if e == 'x' else 4) and s[pos] in '0123456789abcdefABCDEF':
+            digits += s[pos]
+            pos += 1
+        out.append(_byte(int(digits or '0', 16)) if e == 'x' else chr(int(digits or '0', 16)))
+    elif e in '01234567':
+        digits = ''
+        pos += 1
+        while len(digits) < 3 and s[pos] in '01234567':
+            digits += s[pos]
+            pos += 1
+        out.append(_byte(int(digits, 8) & 0xff))
+    else:
+        out.append(ANSI_C.get(e, '\\' + e))
+        pos += 2
+    return pos
 
 
 def _byte(value):
@@ -3632,6 +3639,16 @@ class Builder:
             except (Error, OSError):
                 pass              # said when its slot comes, by t_build
 
+    def take_ahead(self, n, do):
+        """The Job started ahead for n, if it runs do; else None."""
+        job = None
+        if self.ahead is not None and self.ahead.node is n:
+            job, self.ahead = self.ahead, None
+            if do is None or job.do.path != do.path:
+                job.close()
+                job = None
+        return job
+
     def new_job(self, n, do, go):
         """A Job for n, its shell started (see Job.spawn)."""
         job = Job(self.graph, n, do, self.next_job, self.dir, self.output, self.logs)
@@ -3648,12 +3665,7 @@ class Builder:
     def t_build(self, n, task):
         """Runs n's .do in the slot task holds; returns True if it succeeded."""
         do = self.graph.find_do(n.path)
-        job = None
-        if self.ahead is not None and self.ahead.node is n:
-            job, self.ahead = self.ahead, None
-            if do is None or job.do.path != do.path:
-                job.close()
-                job = None
+        job = self.take_ahead(n, do)
         if do is None:
             n.call.term.error('%s: no .do file to build it%s' % (quote(self.graph.rel(n.path)), self.chain_text(n)))
             return False
@@ -3772,6 +3784,22 @@ class Builder:
         rec.do = rel_path(job.do.path, os.path.dirname(n.path))
         rec.deps = job.deps
         self.stamp_run(rec, job, 0, seconds)
+        problem = self.put_in_place(n, job, rec, src)
+        if problem is not None:
+            # The old target stays: so do its output and identity.
+            return self.fail(n, job, status, seconds, old, problem)
+        job.publish_log()
+        job.remove_temporaries()
+        n.rec = rec
+        n.fp = None
+        n.mode = UNKNOWN
+        return True
+
+    def put_in_place(self, n, job, rec, src):
+        """Writes rec, n's new state, then puts src (the .do's output; None:
+        it made none) in n's place.  Returns what kept the output from its
+        place, or None; raises an Error if the state cannot be written (the
+        old target and state stay)."""
         try:
             write_record(n.path, rec, self.unsynced)
         except Error:
@@ -3786,14 +3814,8 @@ class Builder:
             elif exists(n.path):
                 unlink_quiet(n.path)
         except (Error, OSError) as e:
-            # The old target stays: so do its output and identity.
-            return self.fail(n, job, status, seconds, old, str(e))
-        job.publish_log()
-        job.remove_temporaries()
-        n.rec = rec
-        n.fp = None
-        n.mode = UNKNOWN
-        return True
+            return str(e)
+        return None
 
     def edited_meanwhile(self, n, old):
         """Whether the target file was changed by hand since it was checked
@@ -4349,16 +4371,7 @@ class Run:
         if not base:
             base = '/dev/shm' if os.access('/dev/shm', os.W_OK | os.X_OK) else '/tmp'
         remove_dead_run_dirs(base)
-        for i in range(100):
-            d = os.path.join(base, 'redo-%d-%d-%s' % (os.getuid(), os.getpid(), os.urandom(3).hex()))
-            try:
-                os.mkdir(d, 0o700)
-                break
-            except FileExistsError:
-                continue
-            except OSError as e:
-                raise Error('cannot create a directory in %s: %s' % (quote(base), e.strerror), EXIT_USAGE)
-        self.dir = d
+        self.dir = d = make_run_dir(base)
         bin_dir = os.path.join(d, 'bin')
         os.mkdir(bin_dir)
         me = os.path.realpath(__file__)
@@ -4438,16 +4451,20 @@ class Run:
             self.graph.save_summaries()
         self.builder.sync()
         if self.signal:
-            name = {signal.SIGINT: 'SIGINT', signal.SIGTERM: 'SIGTERM',
-                    signal.SIGHUP: 'SIGHUP'}.get(self.signal, 'signal %d' % self.signal)
-            running = self.was_running
-            self.term.error('interrupted by %s%s' % (name, '; stopped %s, left as before'
-                                                     % ', '.join(quote(p) for p in running[:10])
-                                                     + (' and %d more' % (len(running) - 10)
-                                                        if len(running) > 10 else '')
-                                                     if running else ''))
-            return EXIT_SIGNAL + self.signal
+            return self.say_interrupted()
         return EXIT_OK if self.top_ok else EXIT_FAILED
+
+    def say_interrupted(self):
+        """The last word of an interrupted run, and its exit status."""
+        name = {signal.SIGINT: 'SIGINT', signal.SIGTERM: 'SIGTERM',
+                signal.SIGHUP: 'SIGHUP'}.get(self.signal, 'signal %d' % self.signal)
+        running = self.was_running
+        self.term.error('interrupted by %s%s' % (name, '; stopped %s, left as before'
+                                                 % ', '.join(quote(p) for p in running[:10])
+                                                 + (' and %d more' % (len(running) - 10)
+                                                    if len(running) > 10 else '')
+                                                 if running else ''))
+        return EXIT_SIGNAL + self.signal
 
     def show_progress(self):
         """The terminal's status line: targets done of those known so far,
@@ -4481,6 +4498,20 @@ class Run:
         self.was_running = sorted(self.graph.rel(j.node.path) for j in self.loop.running())
         self.slots.stop()
         self.loop.kill_children(signum)
+
+
+def make_run_dir(base):
+    """A new private directory in base for a run, named after its process."""
+    for i in range(100):
+        d = os.path.join(base, 'redo-%d-%d-%s' % (os.getuid(), os.getpid(), os.urandom(3).hex()))
+        try:
+            os.mkdir(d, 0o700)
+            return d
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise Error('cannot create a directory in %s: %s' % (quote(base), e.strerror), EXIT_USAGE)
+    raise Error('cannot create a directory in %s' % quote(base), EXIT_USAGE)
 
 
 def remove_dead_run_dirs(base):
@@ -4690,25 +4721,33 @@ def parse_options(cmd, args, opts, allowed):
             else:
                 values[opt] = values.get(opt, 0) + 1
         elif a.startswith('-') and len(a) > 1:
-            j = 1
-            while j < len(a):
-                ch = a[j]
-                j += 1
-                if ch not in allowed:
-                    raise Error('%s: unknown option -%s (see --help)' % (name, ch), EXIT_USAGE)
-                if allowed[ch]:
-                    value = a[j:]
-                    if not value:
-                        if i >= len(args):
-                            raise Error('%s: -%s needs a value' % (name, ch), EXIT_USAGE)
-                        value = args[i]
-                        i += 1
-                    values[ch] = value
-                    break
-                values[ch] = values.get(ch, 0) + 1
+            i = _short_options(name, a, args, i, allowed, values)
         else:
             rest.append(a)
     return rest, values
+
+
+def _short_options(name, a, args, i, allowed, values):
+    """Reads a, one or more short options (`-k`, `-kx`, `-j2`), into
+    values; the value of the last one may be args[i].  Returns the index
+    of the argument after them."""
+    j = 1
+    while j < len(a):
+        ch = a[j]
+        j += 1
+        if ch not in allowed:
+            raise Error('%s: unknown option -%s (see --help)' % (name, ch), EXIT_USAGE)
+        if allowed[ch]:
+            value = a[j:]
+            if not value:
+                if i >= len(args):
+                    raise Error('%s: -%s needs a value' % (name, ch), EXIT_USAGE)
+                value = args[i]
+                i += 1
+            values[ch] = value
+            break
+        values[ch] = values.get(ch, 0) + 1
+    return i
 
 
 class Done(Exception):
@@ -5367,14 +5406,7 @@ def cmd_log(args, env):
         if path in seen:
             continue
         seen.add(path)
-        indent = '  ' * depth
-        out.write((indent + log_head(g, path, rec)).encode('utf-8', 'surrogateescape'))
-        log = read_bytes_or_none(state_file(path, LOG_SUFFIX)) or b''
-        for line in log.splitlines():
-            out.write(indent.encode() + b'  ' + line + b'\n')
-        if rec.result == 'failed' and rec.why:
-            out.write(('%s  redo: %s failed: %s\n' % (indent, g.rel(path), rec.why))
-                      .encode('utf-8', 'surrogateescape'))
+        write_log(g, path, rec, '  ' * depth, out)
         if recursive:
             d = os.path.dirname(path)
             for dep in reversed(rec.deps):
@@ -5382,6 +5414,18 @@ def cmd_log(args, env):
                     stack.append((abs_path(d, dep.name), depth + 1))
     out.flush()
     return status
+
+
+def write_log(g, path, rec, indent, out):
+    """The stored log of the target at path, whose state is rec, after
+    its head line, each line after indent."""
+    out.write((indent + log_head(g, path, rec)).encode('utf-8', 'surrogateescape'))
+    log = read_bytes_or_none(state_file(path, LOG_SUFFIX)) or b''
+    for line in log.splitlines():
+        out.write(indent.encode() + b'  ' + line + b'\n')
+    if rec.result == 'failed' and rec.why:
+        out.write(('%s  redo: %s failed: %s\n' % (indent, g.rel(path), rec.why))
+                  .encode('utf-8', 'surrogateescape'))
 
 
 def log_head(g, path, rec):
@@ -5445,18 +5489,7 @@ def follow_log(g, path, out):
         out.flush()
     while True:
         running = lock_held(path)
-        st = lstat_or_none(live)
-        if st is not None and (st.st_dev, st.st_ino) != seen_log:
-            # A new log: the one this build writes (a killed run's is
-            # removed when the .do starts, and a new one made).
-            try:
-                new = os.open(live, os.O_RDONLY | os.O_NONBLOCK)
-            except OSError:
-                new = None
-            if new is not None:
-                if fd is not None:
-                    os.close(fd)
-                fd, seen_log = new, (st.st_dev, st.st_ino)
+        fd, seen_log = newest_log(live, fd, seen_log)
         if fd is not None:
             while True:
                 data = os.read(fd, 65536)
@@ -5481,6 +5514,24 @@ def follow_log(g, path, out):
     else:
         out.write(log_head(g, path, rec).encode('utf-8', 'surrogateescape'))
     out.flush()
+
+
+def newest_log(live, fd, seen_log):
+    """(fd, seen_log) of the log being written at live: fd, open on the
+    one with (dev, inode) seen_log, is replaced by a newer one."""
+    st = lstat_or_none(live)
+    if st is not None and (st.st_dev, st.st_ino) != seen_log:
+        # A new log: the one this build writes (a killed run's is
+        # removed when the .do starts, and a new one made).
+        try:
+            new = os.open(live, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            new = None
+        if new is not None:
+            if fd is not None:
+                os.close(fd)
+            fd, seen_log = new, (st.st_dev, st.st_ino)
+    return fd, seen_log
 
 
 def write_trace(g, dest):
