@@ -6,7 +6,7 @@
 # commands that change the build are answered by the coordinator process:
 # this client writes its request to a file, names it on the coordinator's
 # fifo and waits for a one-line answer, without starting Python (the
-# protocol: §12; the same client as shell functions: CLIENT_FUNCTIONS).
+# protocol: §16; the same client as shell functions: CLIENT_FUNCTIONS).
 # Anything else starts Python on this same file, through a cache of its
 # compiled code.
 n=${0##*/}
@@ -177,9 +177,30 @@ apply to what it builds, and a failure is its caller's to handle.
 Exit status: 0 success, 1 a build failed, 2 usage or other error,
 128+N killed by signal N.  Every command answers --help and --version.
 
-The file is laid out in numbered sections; `grep -n '^# §' redo.py` prints
-the outline.  The first lines are POSIX sh: the launcher and the thin client
-that .do scripts talk to (see §12).
+The file is laid out in numbered sections, each using only those above it
+(`grep -n '^# §' redo.py` prints where they start):
+  §1  constants: environment names, paths, formats, exit codes
+  §2  errors and messages
+  §3  the OS layer: every system call that can fail for ordinary reasons
+  §4  paths and target names
+  §5  recfiles
+  §6  stamps and hashes
+  §7  per-target state
+  §8  finding the .do file
+  §9  the graph and why a target is out of date
+  §10 GNU make's jobserver
+  §11 running one .do
+  §12 the coordinator: its parts, calls and tasks
+  §13 the loop: tasks, file descriptors, timers, signals, children
+  §14 slots: who may run a .do now
+  §15 the builder: is it up to date? lock, run, commit or fail
+  §16 the server: the client protocol, requests and answers
+  §17 the run: the parts made, connected and driven
+  §18 the Python client
+  §19 commands
+  §20 dispatch and main
+The first lines are POSIX sh: the launcher and the thin client that .do
+scripts talk to (§16).
 """
 
 LICENCE = """MIT License
@@ -1465,7 +1486,7 @@ def find_do(path, top, exists_fn=exists):
 # Graph holds what one process knows: a Node per path, each state file read
 # at most once, each file's identity computed at most once.  The questions
 # "is it a target?", "did this dependency change?" and "why is this target
-# out of date?" are answered here, by the same code for the build (§12),
+# out of date?" are answered here, by the same code for the build (§15),
 # redo-ood, redo-dot and -d.  A reason is a short sentence; None means up
 # to date; MODIFIED means a target was changed by hand and is now a source.
 
@@ -1478,7 +1499,7 @@ MODES = {}                # st_mode -> itself: one int object per mode
 
 class Node:
     # One per path the run meets, 30000 of them in a tree of 10000 targets:
-    # every slot counts (the lock of a target being built is in Run.locks).
+    # every slot counts (the lock of a target being built is in Locks.held).
     __slots__ = ('path', 'rec', 'fp', 'ident', 'mode', 'now_fp', 'done', 'ok',
                  'started', 'waiters', 'waiting', 'parent', 'depth',
                  'forced', 'top', 'call', 'direct')
@@ -1901,10 +1922,10 @@ class Graph:
 
 
 # =============================================================================
-# §10 Job slots and GNU make's jobserver
+# §10 GNU make's jobserver
 # =============================================================================
-# Design note.  At most N .do scripts run at once.  The slots are make's
-# jobserver tokens: every process owns one implicit slot, and takes more by
+# Design note.  At most N .do scripts run at once (§14).  The slots are
+# make's jobserver tokens: every process owns one implicit slot, and takes more by
 # reading one byte each from a shared pipe, writing the byte back when done.
 # A top-level redo makes such a pipe with N-1 bytes in it and names it in
 # MAKEFLAGS (--jobserver-auth=R,W), so that a `make` run from a .do, and the
@@ -2034,7 +2055,7 @@ class JobServer:
 # The wrapper first reads a `go` line from its stdin, a pipe from the
 # coordinator, then takes /dev/null as stdin.  So the shell can be started
 # ahead, on a CPU that no job uses, while the slots are taken
-# (Run.start_ahead); a slot that frees then starts the .do with one write, not
+# (Builder.start_ahead); a slot that frees then starts the .do with one write, not
 # a process start.  At end of file (the coordinator dropped the job, or
 # died) it exits, having run nothing.  Its stdout file is made only after
 # the go, when the target's lock is held.
@@ -2045,7 +2066,7 @@ WRAP_GATE = ('read -r __redo_go && [ "$__redo_go" = go ] || exit 0; unset __redo
 WRAP_SOURCE = WRAP_GATE + '%s. "$0"'
 WRAP_EXEC = WRAP_GATE + 'exec "$@"'
 
-# The client again (the protocol is described in §12; the sh part at the
+# The client again (the protocol is described in §16; the sh part at the
 # top of the file is the same client as a program), as shell functions
 # that aliases put in place of the commands while the .do is sourced: a call
 # then costs no process at all.  Being in the .do's own shell, they use
@@ -2154,7 +2175,7 @@ def tmp3_path(path):
 
 class Job:
     """One run of a .do: its process, its output files, the dependencies it
-    asked for.  Owned by the build task of its node (Run.t_build), whose
+    asked for.  Owned by the build task of its node (Builder.t_build), whose
     slot it runs in; `calls` counts the requests of its .do in flight."""
 
     def __init__(self, graph, node, do, jobid, run_dir, output, logs):
@@ -2391,59 +2412,52 @@ class Job:
 
 
 # =============================================================================
-# §12 The coordinator
+# §12 The coordinator: its parts, calls and tasks
 # =============================================================================
 # Design note.  A top-level `redo` (or `redo-ifchange`) becomes the one
 # process that owns the run: the graph, the state files, the job slots and
 # every .do process.  The redo-* commands that the .do scripts run are thin
 # clients of it: shell functions in the .do's own shell (CLIENT_FUNCTIONS,
-# §11), or the sh part at the top of this file, started through symlinks in
-# REDO_RUN/bin that come first on the scripts' PATH.  So a call inside a
-# build costs at most one /bin/sh start and never a Python start, and
-# nothing is read from disk twice in a run.
+# in §11), or the sh part at the top of this file, started through symlinks
+# in REDO_RUN/bin that come first on the scripts' PATH (the protocol: §16).
+# So a call inside a build costs at most one /bin/sh start and never a
+# Python start, and nothing is read from disk twice in a run.
 #
-# The protocol, all in REDO_RUN (a private directory), spoken by three
-# clients: the sh part at the top of this file, CLIENT_FUNCTIONS (§11) and
-# client_request (§13).
-#   - The request: the working directory, the environment (what `export -p`
-#     prints: the .do files the call builds run with it, as under a
-#     separate process), then the arguments, each ended by a NUL
-#     (redo-stamp: an empty environment, then stdin).
-#   - Kind J: the client writes it to <job>.c, created with O_EXCL: that
-#     claims the job's reply fifo <job>.r.  Kind K: the .do's own shell
-#     keeps the claim once it has it, and writes <job>.c again for each
-#     call.  Kind P: another client holds the claim (calls in parallel
-#     from one .do), or the job's fifo is gone (the .do ended): the request
-#     goes to <id>.q, the answer to a fifo of its own, <id>.r.
-#   - The client then writes `cmd job id kind PID/fd/N` to the fifo `req`
-#     (one short write, so atomic between clients; id is the job for J and
-#     K; PID/fd/N its stderr, which the coordinator opens through /proc),
-#     reads the one-line exit status from its reply fifo, and, for J and P,
-#     writes `done job id kind`, which releases the claim or removes its files.
-#   - An answer `R` instead of a status: the run ended first (its directory
-#     was moved away); the call runs as a redo of its own (REDO_PY).
-# The coordinator holds `req` and each reply fifo open read-write, so no
-# open ever blocks it, and a client whose coordinator dies reads EOF.
+# The coordinator is five parts, a section each, each using only those
+# above it, in the order data flows:
+#   the loop (§13)     runs the tasks; waits on file descriptors, timers,
+#                      signals and child processes.
+#   slots (§14)        who may run a .do now: the implicit slot, jobserver
+#                      tokens, a call's -j; a slot goes back in one place.
+#   the builder (§15)  is a target up to date? it locks it, runs its .do,
+#                      commits the result or the failure.
+#   the server (§16)   requests in, answers out; the environment, options
+#                      and stderr of each call.
+#   the run (§17)      makes the parts, connects them and drives the loop.
+# Each part's state is its own: the others ask it through its methods.  The
+# graph (§9) is held by the run and lent to the builder and the server.
+# The loop and the slots know nothing of targets: what they cannot decide
+# (a task ended, waits for nodes, no task can run; which waiting .do is
+# still wanted) they hand to functions the run connects (Loop.connect,
+# Slots.set_filter).
 #
-# Work is done by tasks: generators that yield what they wait for (a list
-# of nodes, a job slot, a running Job, a pause) and are resumed by the loop
-# in Run.build.  A wait on a node that already waits, through any chain,
-# on the waiter is a cycle, reported with its path instead of hanging.
+# Work is done by tasks: generators that yield what they wait for, resumed
+# by the loop with the answer:
+#   a list of nodes   whether all are ok, once done; or a cycle, the list
+#                     of nodes, if one of them waits through any chain on
+#                     the waiter (Builder.wait_nodes)
+#   SLOT, RESUME      True once the task holds a slot (RESUME: for the .do
+#                     it serves); False if its .do is not to start (§14)
+#   a Job             its exit status, once its process has ended
+#   START             None, once the tasks made ready before it have run
+#   ('calls', job)    None, once the requests job's .do left have ended
+#   ('sleep', s)      None, s seconds later
 #
 # Each redo or redo-ifchange, at top level or from a .do, is a Call: its
 # options, its environment and its stderr apply to the targets it starts
 # and to all they build.  A failed target stops its call (unless -k): the
 # call's targets that have not started their .do do not start it, and the
 # call answers non-zero, for its .do to decide.  Nothing stops the run.
-#
-# Slots.  A task that holds a job slot has has_slot set; the slot goes
-# back in one place, Run.release, which the loop calls whenever a task
-# ends, normally or by an exception, so that no slot is ever lost.  A
-# .do's slot is held by its node's build task; while one of the .do's
-# requests waits for targets, the slot is given back, and it is taken
-# again only when none waits any more (requests in parallel from one .do
-# share that one slot).  Slots are handed out when no task can run: a
-# .do waiting to resume goes before a new one.
 
 SLOT = 'slot'
 RESUME = 'resume'
@@ -2475,6 +2489,95 @@ class Call:
         self.inherit = inherit    # the limit of the calls its .do files make
         self.stopped = False      # one of its targets failed, no -k
 
+
+class Options:
+    """Everything that shapes a build, read once from the environment and
+    the command line, and written back to the environment for the children."""
+
+    def __init__(self, env):
+        self.jobs = _int_env(env, ENV_JOBS, 0)     # 0: make's, or one per CPU
+        self.cli_jobs = 0
+        self.keep_going = _flag(env, ENV_KEEP_GOING)
+        self.xtrace = 2 if _flag(env, ENV_TRACE) else 0
+        self.verbose = 2 if _flag(env, ENV_VERBOSE) else 0
+        self.debug = _flag(env, ENV_DEBUG)
+        self.silent = _flag(env, ENV_SILENT)
+        self.logs = env.get(ENV_LOGS, '1') != '0'
+        self.sync = not _flag(env, ENV_NO_SYNC)
+        self.stop_if_modified = _flag(env, ENV_STOP_IF_MODIFIED)
+        self.shuffle = _flag(env, ENV_SHUFFLE)
+        self.output = env.get(ENV_OUTPUT, '')
+        if self.output not in ('', 'lines', 'group', 'plain'):
+            raise Error('%s=%s: must be lines, group or plain' % (ENV_OUTPUT, self.output), EXIT_USAGE)
+        self.progress = True
+        self.dry_run = False
+
+    def apply(self, v):
+        """The options of a command line (parse_options' values) over
+        those of the environment."""
+        jobs = v.get('j', v.get('jobs'))
+        if jobs is not None:
+            check_jobs(v, {})
+            self.cli_jobs = int(jobs) or min(os.cpu_count() or 1, MAX_JOBS)
+        self.keep_going |= bool(v.get('k') or v.get('keep-going'))
+        self.xtrace = max(self.xtrace, v.get('x', 0))
+        self.verbose = max(self.verbose, v.get('v', 0))
+        self.debug |= bool(v.get('d') or v.get('debug') or v.get('explain'))
+        self.silent |= bool(v.get('s') or v.get('silent'))
+        self.shuffle |= bool(v.get('shuffle'))
+        if v.get('O'):
+            self.output = 'group'
+        if 'output' in v:
+            self.output = v['output']
+        if self.output not in ('', 'lines', 'group', 'plain'):
+            raise Error('--output %s: must be lines, group or plain' % self.output, EXIT_USAGE)
+        return self
+
+    def export(self, env):
+        for name, on in ((ENV_KEEP_GOING, self.keep_going), (ENV_DEBUG, self.debug),
+                         (ENV_TRACE, self.xtrace > 1), (ENV_VERBOSE, self.verbose > 1),
+                         (ENV_SILENT, self.silent), (ENV_SHUFFLE, self.shuffle)):
+            if on:
+                env[name] = '1'
+            else:
+                env.pop(name, None)
+
+
+def _int_env(env, name, default):
+    value = env.get(name, '')
+    if not value:
+        return default
+    if name == ENV_JOBS:
+        check_jobs({}, env)
+    elif value.startswith('-') and value[1:].isascii() and value[1:].isdigit():
+        raise Error('%s=%s: must be 0 or more' % (name, value), EXIT_USAGE)
+    elif not (value.isascii() and value.isdigit()):    # as -j: no ' 2', no 1_0
+        raise Error('%s=%s: not a number' % (name, value), EXIT_USAGE)
+    digits = value.lstrip('0') or '0'     # int() refuses thousands of them
+    n = int(digits) if len(digits) <= 9 else MAX_JOBS + 1
+    if name == ENV_JOBS and n > MAX_JOBS:
+        raise Error('%s=%s: at most %d' % (name, value, MAX_JOBS), EXIT_USAGE)
+    return n
+
+
+# =============================================================================
+# §13 The loop: tasks, file descriptors, timers, signals, children
+# =============================================================================
+# Design note.  The loop owns the queue of tasks ready to run, the poll
+# object and the handlers of the file descriptors it watches, the timers,
+# the pipe signals arrive on (set_wakeup_fd: the handler does nothing, the
+# byte is the news) and the running children (pid -> Job).  It calls
+# nothing of the other parts but the functions the run connects.
+#
+# pump runs ready tasks until none is left, then calls idle() (the slots
+# hand out what is free) and runs again while that wakes some.  A task
+# that ends, by returning or by raising, goes to ended() first, whatever
+# ended it: that is where its slot goes back.  An Error or OSError it
+# raised then goes to failed(); anything else is a bug, and ends the run
+# with a traceback.  The first SIGINT, SIGTERM or SIGHUP goes to
+# interrupted(); the run then has the loop pass it on to the children and
+# all they started (kill_children), SIGKILL what is left after a grace
+# period (escalate), and waits until they are gone (quiet).
 
 def proc_stat(pid):
     """The fields of /proc/PID/stat after the command name (state, parent,
@@ -2761,6 +2864,33 @@ class Loop:
         self.reap()
 
 
+# =============================================================================
+# §14 Slots: who may run a .do now
+# =============================================================================
+# Design note.  At most N .do scripts run at once: each in a slot, the
+# implicit one of this process or a jobserver token (§10).  Slots owns the
+# JobServer (from the first .do on: a build with nothing to do makes
+# none), the tasks waiting for a slot, and the numbers of the slots in use
+# (the rows of redo-log --trace).  It calls the loop (to wake tasks, to
+# watch the jobserver pipe while tasks wait) and the filter the builder
+# gave it (set_filter).
+#
+# Who holds a slot when.  A task that holds one has has_slot set.  A slot
+# goes back in one place, Slots.release, which the loop calls whenever a
+# task ends, normally or by an exception, so that no slot is ever lost;
+# the builder calls it too where a task gives its slot back early.  A
+# .do's slot is held by its node's build task (Builder.t_build), from its
+# SLOT until its .do has ended (with -j2 and more, before it is committed:
+# the slot starts the next .do meanwhile); while one of the .do's requests
+# waits for targets, the slot is given back, and it is taken again, by a
+# RESUME made for the build task (Task.owner), only when none waits any
+# more (requests in parallel from one .do share that one slot).  Slots are
+# handed out when no task can run: a .do waiting to resume goes before a
+# new one, and new ones go deepest first.  A call with -jN, and those its
+# .do files make, bring their targets up to date N at a time (batches): a
+# limit of their own, on top of the run's slots.  Once the run is
+# interrupted, no new .do gets a slot (stop).
+
 class Slots:
     """The slots of one run: the implicit one, then jobserver tokens.  Tasks
     of waiting .do scripts get them first; then new .do scripts, deepest
@@ -2911,181 +3041,29 @@ class Slots:
             yield nodes[i:i + step]
 
 
-ANSI_C = {'n': '\n', 't': '\t', 'r': '\r', 'a': '\a', 'b': '\b', 'e': '\033',
-          'E': '\033', 'f': '\f', 'v': '\v', '\\': '\\', "'": "'", '"': '"', '?': '?'}
-
-
-def parse_exports(text):
-    """{name: value} of what `export -p` prints, in the forms of dash, bash
-    (`declare -x` too), ksh and busybox sh, and of the Python client; a
-    variable exported but unset is left out.  ValueError if garbled."""
-    s = text.decode('utf-8', 'surrogateescape')
-    env = {}
-    pos, n = 0, len(s)
-    try:
-        while pos < n:
-            while pos < n and s[pos] in ' \t\n':
-                pos += 1
-            start = pos
-            while pos < n and s[pos] not in ' \t\n=':
-                pos += 1
-            word = s[start:pos]
-            if pos < n and s[pos] == '=':
-                value, pos = _shell_word(s, pos + 1, n)
-                env[word] = value
-    except IndexError:
-        raise ValueError('garbled')
-    return env
-
-
-def _shell_word(s, pos, n):
-    """The value of the shell word at s[pos:], and where it ends."""
-    out = []
-    while pos < n:
-        c = s[pos]
-        if c in ' \t\n':
-            break
-        if c == "'":
-            end = s.index("'", pos + 1)
-            out.append(s[pos + 1:end])
-            pos = end + 1
-        elif c == '"':
-            pos += 1
-            while s[pos] != '"':
-                if s[pos] == '\\' and s[pos + 1] in '$`"\\\n':
-                    if s[pos + 1] != '\n':
-                        out.append(s[pos + 1])
-                    pos += 2
-                else:
-                    out.append(s[pos])
-                    pos += 1
-            pos += 1
-        elif c == '$' and s[pos + 1:pos + 2] == "'":
-            pos += 2
-            while s[pos] != "'":
-                if s[pos] != '\\':
-                    out.append(s[pos])
-                    pos += 1
-                else:
-                    pos = _ansi_c_escape(s, pos, out)
-            pos += 1
-        elif c == '\\':
-            if s[pos + 1] != '\n':
-                out.append(s[pos + 1])
-            pos += 2
-        else:
-            out.append(c)
-            pos += 1
-    return ''.join(out), pos
-
-
-def _ansi_c_escape(s, pos, out):
-    """Appends to out the character of the escape at s[pos:] in a $'...'
-    word (\\n, \\x41, \\u00e9, \\101); returns where the escape ends."""
-    e = s[pos + 1]
-    if e in 'xu':
-        digits = ''
-        pos += 2
-        while len(digits) < (2 if e == 'x' else 4) and s[pos] in '0123456789abcdefABCDEF':
-            digits += s[pos]
-            pos += 1
-        out.append(_byte(int(digits or '0', 16)) if e == 'x' else chr(int(digits or '0', 16)))
-    elif e in '01234567':
-        digits = ''
-        pos += 1
-        while len(digits) < 3 and s[pos] in '01234567':
-            digits += s[pos]
-            pos += 1
-        out.append(_byte(int(digits, 8) & 0xff))
-    else:
-        out.append(ANSI_C.get(e, '\\' + e))
-        pos += 2
-    return pos
-
-
-def _byte(value):
-    """A byte of an escape (`$'\\303'`), as a name decoded with
-    surrogateescape holds it (the bytes of a UTF-8 character, escaped one
-    by one, are joined again when the environment is encoded)."""
-    return chr(value) if value < 0x80 else chr(0xdc00 + value)
-
-
-def export_text(env):
-    """env as `export -p` prints it (the Python client's part of the
-    protocol)."""
-    return ''.join("export %s='%s'\n" % (k, v.replace("'", "'\\''"))
-                   for k, v in env.items() if k.replace('_', 'a').isalnum())
-
-
-class Options:
-    """Everything that shapes a build, read once from the environment and
-    the command line, and written back to the environment for the children."""
-
-    def __init__(self, env):
-        self.jobs = _int_env(env, ENV_JOBS, 0)     # 0: make's, or one per CPU
-        self.cli_jobs = 0
-        self.keep_going = _flag(env, ENV_KEEP_GOING)
-        self.xtrace = 2 if _flag(env, ENV_TRACE) else 0
-        self.verbose = 2 if _flag(env, ENV_VERBOSE) else 0
-        self.debug = _flag(env, ENV_DEBUG)
-        self.silent = _flag(env, ENV_SILENT)
-        self.logs = env.get(ENV_LOGS, '1') != '0'
-        self.sync = not _flag(env, ENV_NO_SYNC)
-        self.stop_if_modified = _flag(env, ENV_STOP_IF_MODIFIED)
-        self.shuffle = _flag(env, ENV_SHUFFLE)
-        self.output = env.get(ENV_OUTPUT, '')
-        if self.output not in ('', 'lines', 'group', 'plain'):
-            raise Error('%s=%s: must be lines, group or plain' % (ENV_OUTPUT, self.output), EXIT_USAGE)
-        self.progress = True
-        self.dry_run = False
-
-    def apply(self, v):
-        """The options of a command line (parse_options' values) over
-        those of the environment."""
-        jobs = v.get('j', v.get('jobs'))
-        if jobs is not None:
-            check_jobs(v, {})
-            self.cli_jobs = int(jobs) or min(os.cpu_count() or 1, MAX_JOBS)
-        self.keep_going |= bool(v.get('k') or v.get('keep-going'))
-        self.xtrace = max(self.xtrace, v.get('x', 0))
-        self.verbose = max(self.verbose, v.get('v', 0))
-        self.debug |= bool(v.get('d') or v.get('debug') or v.get('explain'))
-        self.silent |= bool(v.get('s') or v.get('silent'))
-        self.shuffle |= bool(v.get('shuffle'))
-        if v.get('O'):
-            self.output = 'group'
-        if 'output' in v:
-            self.output = v['output']
-        if self.output not in ('', 'lines', 'group', 'plain'):
-            raise Error('--output %s: must be lines, group or plain' % self.output, EXIT_USAGE)
-        return self
-
-    def export(self, env):
-        for name, on in ((ENV_KEEP_GOING, self.keep_going), (ENV_DEBUG, self.debug),
-                         (ENV_TRACE, self.xtrace > 1), (ENV_VERBOSE, self.verbose > 1),
-                         (ENV_SILENT, self.silent), (ENV_SHUFFLE, self.shuffle)):
-            if on:
-                env[name] = '1'
-            else:
-                env.pop(name, None)
-
-
-def _int_env(env, name, default):
-    value = env.get(name, '')
-    if not value:
-        return default
-    if name == ENV_JOBS:
-        check_jobs({}, env)
-    elif value.startswith('-') and value[1:].isascii() and value[1:].isdigit():
-        raise Error('%s=%s: must be 0 or more' % (name, value), EXIT_USAGE)
-    elif not (value.isascii() and value.isdigit()):    # as -j: no ' 2', no 1_0
-        raise Error('%s=%s: not a number' % (name, value), EXIT_USAGE)
-    digits = value.lstrip('0') or '0'     # int() refuses thousands of them
-    n = int(digits) if len(digits) <= 9 else MAX_JOBS + 1
-    if name == ENV_JOBS and n > MAX_JOBS:
-        raise Error('%s=%s: at most %d' % (name, value, MAX_JOBS), EXIT_USAGE)
-    return n
-
+# =============================================================================
+# §15 The builder: is it up to date? lock, run, commit or fail
+# =============================================================================
+# Design note.  The builder brings the targets of calls up to date.  Each
+# node a call or a .do waits for gets a task, t_update, which checks it
+# (t_check, t_why: its dependencies first, in the order its .do asked for
+# them) and, if it is out of date, takes a slot and its lock (t_lock), runs
+# its .do (t_build) and commits the result or the failure (commit, fail).
+# The builder owns the jobs running and the shell started ahead, the count
+# of calls stopped by a failure, and the state files not yet fsynced; Locks
+# owns the locks.  It calls the graph, the loop, the slots and Locks.
+#
+# Invariants.  A node is started once (started), then finished once, by
+# finish (done, ok), which wakes the tasks waiting for it; reset and cancel
+# send it back to be checked again.  Its .do runs only while its task holds
+# a slot and its lock (so no other process builds it meanwhile), and is
+# committed only once the requests it left have been answered.  Its state
+# file is written only under its lock: by commit (after a success: the new
+# state first, whose Previous names the old target, then the output put in
+# its place, so that an interruption in between reads as "interrupted",
+# rebuild), by fail, or by refresh_record (fingerprints refreshed by a
+# check, unless another run built it meanwhile).  An interrupted run
+# commits nothing.
 
 def find_cycle(me, start):
     """The path me -> start -> ... -> me if start waits, through any
@@ -3120,6 +3098,13 @@ def ancestry(n):
     return chain[::-1]
 
 
+# Design note: cycles between processes.  Two independent runs can each
+# hold the lock of a target whose .do waits for the other's: x (run A)
+# needs y, y (run B) needs x.  Each run writes into the lock file of every
+# target it is building the paths that target now waits for.  A run that
+# finds a lock taken follows those paths from lock file to lock file; if
+# they lead to a target it holds itself and that (in its own graph) waits
+# for the locked one, it is a cycle: reported, never waited on forever.
 
 class Locks:
     """The locks of the targets this run builds, against other redo
@@ -3145,15 +3130,6 @@ class Locks:
         lock = self.held.pop(n.path, None)
         if lock is not None:
             os.close(lock[0])
-
-# Design note: cycles between processes.  Two independent runs can each
-# hold the lock of a target whose .do waits for the other's: x (run A)
-# needs y, y (run B) needs x.  Each run writes into the lock file of every
-# target it is building the paths that target now waits for.  A run that
-# finds a lock taken follows those paths from lock file to lock file; if
-# they lead to a target it holds itself and that (in its own graph) waits
-# for the locked one, it is a cycle: reported, never waited on forever.
-
 
     def publish_waits(self, n):
         lock = self.held.get(n.path)
@@ -3323,28 +3299,76 @@ class Builder:
         if self.unsynced:
             fsync_all(self.unsynced)
 
-    def task_failed(self, task, e):
-        """An error inside redo fails the target it concerns, as a failed
-        .do would (SPEC §5): said, and the run goes on."""
-        if isinstance(e, OSError):
-            e = os_error(e)
-        n = task.node
-        if task.call is None and n is not None and not n.done:
-            n.call.term.error('%s: %s%s' % (quote(self.graph.rel(n.path)), e, self.chain_text(n)))
-            self.finish(n, False)
-        else:
-            self.term.error(str(e))
+    # -- the calls' targets: waits, failures, cycles ---------------------------
 
-    def slot_filter(self):
-        """For Slots.hand_out_slots: wanted, while a call is stopped."""
-        return self.wanted if self.calls_stopped else None
+    def t_call(self, task, job, call, nodes, forced):
+        """Brings nodes up to date for one call, at most call.limit of them
+        at once; True if all of them are.  For job's .do, if there is one."""
+        if call.opts.shuffle:
+            import random
+            random.shuffle(nodes)
+        ok = True
+        for part in Slots.batches(call.limit, nodes):
+            if not ok and not call.opts.keep_going:
+                break
+            ok = (yield from self.t_wait(task, job, part, forced, call)) and ok
+            ok = ok and not call.stopped
+        return ok
 
-    def job(self, jobid):
-        """The Job of that id, from its start to its end, or None."""
-        return self.jobs_by_id.get(jobid)
+    def t_wait(self, task, job, nodes, forced, call):
+        if forced:
+            # `redo` builds again what this run has built (SPEC §2); one
+            # being built is waited for first (another call's `redo` of
+            # it too: each call gets a build of its own).
+            while True:
+                busy = [n for n in nodes if n.started and not n.done]
+                if not busy:
+                    break
+                got = yield from self.t_wait_released(task, job, busy)
+                if type(got) is list:
+                    return self.say_cycle(call, got)
+            for n in nodes:
+                if n.done:
+                    self.reset(n)
+                n.forced = True
+        for n in nodes:
+            if not n.started:
+                self.start_node(n, call, True)
+        # Let them run, and keep the slot if that was enough (sources,
+        # targets up to date): a .do that asks for files does not let
+        # another start.
+        yield START
+        if all(n.done for n in nodes):
+            return all(n.ok for n in nodes)
+        got = yield from self.t_wait_released(task, job, nodes)
+        if type(got) is list:
+            return self.say_cycle(call, got)
+        return got
 
-    def was_started(self, jobid):
-        return 0 < jobid < self.next_job
+    def t_wait_released(self, task, job, nodes):
+        """Waits for nodes; job's .do, if any, gives its slot back meanwhile
+        and takes one again once none of its requests waits any more."""
+        if job is None:
+            return (yield nodes)
+        job.waiting += 1
+        if job.task.has_slot:
+            self.slots.end_segment(job)
+        self.slots.release(job.task)
+        try:
+            got = yield nodes
+        finally:
+            job.waiting -= 1
+        if not job.waiting and job.status is None and not job.task.has_slot:
+            yield RESUME
+            if job.waiting or job.status is not None:
+                self.slots.release(job.task)    # it is waiting again, or gone
+            else:
+                self.slots.begin_segment(job)
+        return got
+
+    def say_cycle(self, call, cycle):
+        call.term.error('dependency cycle: %s' % ' -> '.join(quote(self.graph.rel(x.path)) for x in cycle))
+        return False
 
     def end_call(self, call):
         """call, stopped by a failure or not, waits no more."""
@@ -3435,6 +3459,24 @@ class Builder:
                     todo.append(t.node)
         return False
 
+    def slot_filter(self):
+        """For Slots.hand_out_slots: wanted, while a call is stopped."""
+        return self.wanted if self.calls_stopped else None
+
+    def task_failed(self, task, e):
+        """An error inside redo fails the target it concerns, as a failed
+        .do would (SPEC §5): said, and the run goes on."""
+        if isinstance(e, OSError):
+            e = os_error(e)
+        n = task.node
+        if task.call is None and n is not None and not n.done:
+            n.call.term.error('%s: %s%s' % (quote(self.graph.rel(n.path)), e, self.chain_text(n)))
+            self.finish(n, False)
+        else:
+            self.term.error(str(e))
+
+    # -- is it up to date? -----------------------------------------------------
+
     def t_update(self, n, task):
         """The task of node n: check it, build it if it is out of date."""
         while True:
@@ -3506,31 +3548,6 @@ class Builder:
         if n.call.opts.debug:
             self.debug(n, 'out of date: ' + reason)
         return reason
-
-    def t_lock(self, n, task, rec):
-        """Takes n's lock against other redo processes: True once held (and
-        n's state is still rec), False to check n again, None if n is
-        finished (a cycle through other runs, said)."""
-        if self.locks.take(n):
-            # Another run may have built n since it was checked: if its
-            # state moved, check again (now holding the lock).
-            fresh = read_record(n.path)
-            if (fresh and fresh.build) == (rec and rec.build):
-                return True
-            self.locks.drop(n)
-            self.slots.release(task)
-            self.forget(n)
-            return False
-        cycle = self.locks.foreign_cycle(n) or self.locks.ancestor_cycle(n)
-        if cycle:
-            n.call.term.error('dependency cycle: %s'
-                              % ' -> '.join(quote(self.graph.rel(p)) for p in cycle))
-            self.finish(n, False)
-            return None
-        self.slots.release(task)
-        yield ('sleep', 0.05)
-        self.forget(n)
-        return False
 
     def t_why(self, n, rec):
         """Why n, which has state rec, is out of date, or None; checking its
@@ -3624,6 +3641,43 @@ class Builder:
         (n.call.term if n.call is not None else self.term).line(
             'redo: debug: %s: %s' % (quote(self.graph.rel(n.path)), text))
 
+    def chain_text(self, n):
+        chain = []
+        x = n.parent
+        while x is not None and len(chain) < 1000:
+            chain.append(quote(self.graph.rel(x.path)))
+            x = x.parent
+        if not chain:
+            return ''
+        return ' (needed by %s)' % ' -> '.join(chain[::-1])
+
+    # -- lock, run -------------------------------------------------------------
+
+    def t_lock(self, n, task, rec):
+        """Takes n's lock against other redo processes: True once held (and
+        n's state is still rec), False to check n again, None if n is
+        finished (a cycle through other runs, said)."""
+        if self.locks.take(n):
+            # Another run may have built n since it was checked: if its
+            # state moved, check again (now holding the lock).
+            fresh = read_record(n.path)
+            if (fresh and fresh.build) == (rec and rec.build):
+                return True
+            self.locks.drop(n)
+            self.slots.release(task)
+            self.forget(n)
+            return False
+        cycle = self.locks.foreign_cycle(n) or self.locks.ancestor_cycle(n)
+        if cycle:
+            n.call.term.error('dependency cycle: %s'
+                              % ' -> '.join(quote(self.graph.rel(p)) for p in cycle))
+            self.finish(n, False)
+            return None
+        self.slots.release(task)
+        yield ('sleep', 0.05)
+        self.forget(n)
+        return False
+
     def start_ahead(self):
         """Starts the shell of the .do that gets the next free slot, to wait
         for it (see WRAP_GATE), while a CPU is left over: its start then
@@ -3716,15 +3770,30 @@ class Builder:
         t.line('%s %s%s' % (t.paint(t.GREEN, 'redo'), '  ' * n.depth + ' ',
                             t.paint(t.BOLD, self.graph.rel(n.path))), n.path)
 
-    def chain_text(self, n):
-        chain = []
-        x = n.parent
-        while x is not None and len(chain) < 1000:
-            chain.append(quote(self.graph.rel(x.path)))
-            x = x.parent
-        if not chain:
-            return ''
-        return ' (needed by %s)' % ' -> '.join(chain[::-1])
+    def job(self, jobid):
+        """The Job of that id, from its start to its end, or None."""
+        return self.jobs_by_id.get(jobid)
+
+    def was_started(self, jobid):
+        return 0 < jobid < self.next_job
+
+    def record_deps(self, job, nodes):
+        """The dependencies a redo-ifchange of job's .do named (failed ones
+        too: redo-log -r shows them).  A source changed since the .do
+        started is recorded as unknown: what it read is unknown (SPEC §4);
+        a target that failed, as one that changes when it builds again."""
+        d = os.path.dirname(job.node.path)
+        since = int(job.started * 1e9)
+        for n in nodes:
+            ident, _ = self.graph.now(n)
+            fp = n.fp if (n.fp is not None and not ident.startswith(('s:', 'v:'))) else ABSENT
+            if fp != ABSENT and n.rec is None and _fp_ctime(fp) >= since:
+                fp, ident = ABSENT, '?'
+            elif not n.ok and (n.rec is not None or self.graph.find_do(n.path) is not None):
+                fp, ident = ABSENT, '!'   # a target that failed (or never ran)
+            job.add_dep(Dep('Dep', rel_path(n.path, d), fp, ident))
+
+    # -- commit or fail --------------------------------------------------------
 
     def problem(self, n, job, status):
         """What makes the ended job a failure, or None."""
@@ -3887,90 +3956,146 @@ class Builder:
         rec.ran = ' '.join('%.6f+%.6f@%d' % (a - job.started, b - a, slot)
                            for a, b, slot in job.ran)
 
-    def record_deps(self, job, nodes):
-        """The dependencies a redo-ifchange of job's .do named (failed ones
-        too: redo-log -r shows them).  A source changed since the .do
-        started is recorded as unknown: what it read is unknown (SPEC §4);
-        a target that failed, as one that changes when it builds again."""
-        d = os.path.dirname(job.node.path)
-        since = int(job.started * 1e9)
-        for n in nodes:
-            ident, _ = self.graph.now(n)
-            fp = n.fp if (n.fp is not None and not ident.startswith(('s:', 'v:'))) else ABSENT
-            if fp != ABSENT and n.rec is None and _fp_ctime(fp) >= since:
-                fp, ident = ABSENT, '?'
-            elif not n.ok and (n.rec is not None or self.graph.find_do(n.path) is not None):
-                fp, ident = ABSENT, '!'   # a target that failed (or never ran)
-            job.add_dep(Dep('Dep', rel_path(n.path, d), fp, ident))
 
-    def t_call(self, task, job, call, nodes, forced):
-        """Brings nodes up to date for one call, at most call.limit of them
-        at once; True if all of them are.  For job's .do, if there is one."""
-        if call.opts.shuffle:
-            import random
-            random.shuffle(nodes)
-        ok = True
-        for part in Slots.batches(call.limit, nodes):
-            if not ok and not call.opts.keep_going:
-                break
-            ok = (yield from self.t_wait(task, job, part, forced, call)) and ok
-            ok = ok and not call.stopped
-        return ok
+# =============================================================================
+# §16 The server: the client protocol, requests and answers
+# =============================================================================
+# Design note.  The server owns the request fifo and the clients' own
+# reply fifos, the count of requests from .do files that have ended
+# (orphans), and the environments parsed from requests (cached by their
+# text).  It calls the graph, the loop and the builder.  Each request
+# becomes a task whose answer is written when it ends: t_serve for a
+# request of a running .do (counted in its Job's `calls`: the .do is not
+# committed before they are answered), t_serve_orphan for one whose .do
+# has ended (served as a call of the run's own, nothing recorded).
+#
+# The protocol, all in REDO_RUN (a private directory), spoken by three
+# clients: the sh part at the top of this file, CLIENT_FUNCTIONS (§11) and
+# client_request (§18).
+#   - The request: the working directory, the environment (what `export -p`
+#     prints: the .do files the call builds run with it, as under a
+#     separate process), then the arguments, each ended by a NUL
+#     (redo-stamp: an empty environment, then stdin).
+#   - Kind J: the client writes it to <job>.c, created with O_EXCL: that
+#     claims the job's reply fifo <job>.r.  Kind K: the .do's own shell
+#     keeps the claim once it has it, and writes <job>.c again for each
+#     call.  Kind P: another client holds the claim (calls in parallel
+#     from one .do), or the job's fifo is gone (the .do ended): the request
+#     goes to <id>.q, the answer to a fifo of its own, <id>.r.
+#   - The client then writes `cmd job id kind PID/fd/N` to the fifo `req`
+#     (one short write, so atomic between clients; id is the job for J and
+#     K; PID/fd/N its stderr, which the coordinator opens through /proc),
+#     reads the one-line exit status from its reply fifo, and, for J and P,
+#     writes `done job id kind`, which releases the claim or removes its files.
+#   - An answer `R` instead of a status: the run ended first (its directory
+#     was moved away); the call runs as a redo of its own (REDO_PY).
+# The coordinator holds `req` and each reply fifo open read-write, so no
+# open ever blocks it, and a client whose coordinator dies reads EOF.
 
-    def t_wait(self, task, job, nodes, forced, call):
-        if forced:
-            # `redo` builds again what this run has built (SPEC §2); one
-            # being built is waited for first (another call's `redo` of
-            # it too: each call gets a build of its own).
-            while True:
-                busy = [n for n in nodes if n.started and not n.done]
-                if not busy:
-                    break
-                got = yield from self.t_wait_released(task, job, busy)
-                if type(got) is list:
-                    return self.say_cycle(call, got)
-            for n in nodes:
-                if n.done:
-                    self.reset(n)
-                n.forced = True
-        for n in nodes:
-            if not n.started:
-                self.start_node(n, call, True)
-        # Let them run, and keep the slot if that was enough (sources,
-        # targets up to date): a .do that asks for files does not let
-        # another start.
-        yield START
-        if all(n.done for n in nodes):
-            return all(n.ok for n in nodes)
-        got = yield from self.t_wait_released(task, job, nodes)
-        if type(got) is list:
-            return self.say_cycle(call, got)
-        return got
+ANSI_C = {'n': '\n', 't': '\t', 'r': '\r', 'a': '\a', 'b': '\b', 'e': '\033',
+          'E': '\033', 'f': '\f', 'v': '\v', '\\': '\\', "'": "'", '"': '"', '?': '?'}
 
-    def say_cycle(self, call, cycle):
-        call.term.error('dependency cycle: %s' % ' -> '.join(quote(self.graph.rel(x.path)) for x in cycle))
-        return False
 
-    def t_wait_released(self, task, job, nodes):
-        """Waits for nodes; job's .do, if any, gives its slot back meanwhile
-        and takes one again once none of its requests waits any more."""
-        if job is None:
-            return (yield nodes)
-        job.waiting += 1
-        if job.task.has_slot:
-            self.slots.end_segment(job)
-        self.slots.release(job.task)
-        try:
-            got = yield nodes
-        finally:
-            job.waiting -= 1
-        if not job.waiting and job.status is None and not job.task.has_slot:
-            yield RESUME
-            if job.waiting or job.status is not None:
-                self.slots.release(job.task)    # it is waiting again, or gone
-            else:
-                self.slots.begin_segment(job)
-        return got
+def parse_exports(text):
+    """{name: value} of what `export -p` prints, in the forms of dash, bash
+    (`declare -x` too), ksh and busybox sh, and of the Python client; a
+    variable exported but unset is left out.  ValueError if garbled."""
+    s = text.decode('utf-8', 'surrogateescape')
+    env = {}
+    pos, n = 0, len(s)
+    try:
+        while pos < n:
+            while pos < n and s[pos] in ' \t\n':
+                pos += 1
+            start = pos
+            while pos < n and s[pos] not in ' \t\n=':
+                pos += 1
+            word = s[start:pos]
+            if pos < n and s[pos] == '=':
+                value, pos = _shell_word(s, pos + 1, n)
+                env[word] = value
+    except IndexError:
+        raise ValueError('garbled')
+    return env
+
+
+def _shell_word(s, pos, n):
+    """The value of the shell word at s[pos:], and where it ends."""
+    out = []
+    while pos < n:
+        c = s[pos]
+        if c in ' \t\n':
+            break
+        if c == "'":
+            end = s.index("'", pos + 1)
+            out.append(s[pos + 1:end])
+            pos = end + 1
+        elif c == '"':
+            pos += 1
+            while s[pos] != '"':
+                if s[pos] == '\\' and s[pos + 1] in '$`"\\\n':
+                    if s[pos + 1] != '\n':
+                        out.append(s[pos + 1])
+                    pos += 2
+                else:
+                    out.append(s[pos])
+                    pos += 1
+            pos += 1
+        elif c == '$' and s[pos + 1:pos + 2] == "'":
+            pos += 2
+            while s[pos] != "'":
+                if s[pos] != '\\':
+                    out.append(s[pos])
+                    pos += 1
+                else:
+                    pos = _ansi_c_escape(s, pos, out)
+            pos += 1
+        elif c == '\\':
+            if s[pos + 1] != '\n':
+                out.append(s[pos + 1])
+            pos += 2
+        else:
+            out.append(c)
+            pos += 1
+    return ''.join(out), pos
+
+
+def _ansi_c_escape(s, pos, out):
+    """Appends to out the character of the escape at s[pos:] in a $'...'
+    word (\\n, \\x41, \\u00e9, \\101); returns where the escape ends."""
+    e = s[pos + 1]
+    if e in 'xu':
+        digits = ''
+        pos += 2
+        while len(digits) < (2 if e == 'x' else 4) and s[pos] in '0123456789abcdefABCDEF':
+            digits += s[pos]
+            pos += 1
+        out.append(_byte(int(digits or '0', 16)) if e == 'x' else chr(int(digits or '0', 16)))
+    elif e in '01234567':
+        digits = ''
+        pos += 1
+        while len(digits) < 3 and s[pos] in '01234567':
+            digits += s[pos]
+            pos += 1
+        out.append(_byte(int(digits, 8) & 0xff))
+    else:
+        out.append(ANSI_C.get(e, '\\' + e))
+        pos += 2
+    return pos
+
+
+def _byte(value):
+    """A byte of an escape (`$'\\303'`), as a name decoded with
+    surrogateescape holds it (the bytes of a UTF-8 character, escaped one
+    by one, are joined again when the environment is encoded)."""
+    return chr(value) if value < 0x80 else chr(0xdc00 + value)
+
+
+def export_text(env):
+    """env as `export -p` prints it (the Python client's part of the
+    protocol)."""
+    return ''.join("export %s='%s'\n" % (k, v.replace("'", "'\\''"))
+                   for k, v in env.items() if k.replace('_', 'a').isalnum())
 
 
 class Server:
@@ -4328,6 +4453,52 @@ class Server:
         remove_tree(gone)
 
 
+# =============================================================================
+# §17 The run: the parts made, connected and driven
+# =============================================================================
+# Design note.  The run makes the parts and connects them; it holds the
+# graph, the options and the top-level call, and drives the loop until
+# that call and the orphan requests are done, or, interrupted, until every
+# child is gone; then it writes the summaries (§9) and fsyncs.  What
+# running .do files needs (the run directory with the request fifo and
+# bin/ of command symlinks, the jobserver, the environment of the .do
+# files) is made when the first slot is asked for (start_jobs), so that a
+# build with nothing to do creates nothing.
+
+def make_run_dir(base):
+    """A new private directory in base for a run, named after its process."""
+    for i in range(100):
+        d = os.path.join(base, 'redo-%d-%d-%s' % (os.getuid(), os.getpid(), os.urandom(3).hex()))
+        try:
+            os.mkdir(d, 0o700)
+            return d
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise Error('cannot create a directory in %s: %s' % (quote(base), e.strerror), EXIT_USAGE)
+    raise Error('cannot create a directory in %s' % quote(base), EXIT_USAGE)
+
+
+def remove_dead_run_dirs(base):
+    """Removes the run directories of this user's redo processes that died
+    without cleaning up (kill -9)."""
+    prefix = 'redo-%d-' % os.getuid()
+    try:
+        names = [n for n in os.listdir(base) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):].partition('-')[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            remove_tree(os.path.join(base, name))
+        except OSError:
+            pass
+
+
 class Run:
     def __init__(self, opts, env, cwd, term):
         import time
@@ -4500,51 +4671,12 @@ class Run:
         self.loop.kill_children(signum)
 
 
-def make_run_dir(base):
-    """A new private directory in base for a run, named after its process."""
-    for i in range(100):
-        d = os.path.join(base, 'redo-%d-%d-%s' % (os.getuid(), os.getpid(), os.urandom(3).hex()))
-        try:
-            os.mkdir(d, 0o700)
-            return d
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise Error('cannot create a directory in %s: %s' % (quote(base), e.strerror), EXIT_USAGE)
-    raise Error('cannot create a directory in %s' % quote(base), EXIT_USAGE)
-
-
-def remove_dead_run_dirs(base):
-    """Removes the run directories of this user's redo processes that died
-    without cleaning up (kill -9)."""
-    prefix = 'redo-%d-' % os.getuid()
-    try:
-        names = [n for n in os.listdir(base) if n.startswith(prefix)]
-    except OSError:
-        return
-    for name in names:
-        pid = name[len(prefix):].partition('-')[0]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            remove_tree(os.path.join(base, name))
-        except OSError:
-            pass
-
-
-
-
-
-
-
 # =============================================================================
-# §13 The Python client
+# §18 The Python client
 # =============================================================================
-# The same protocol as the sh client, for when a .do reaches redo.py some
-# other way than through REDO_RUN/bin (`python3 redo.py ifchange x`, an
-# installed `redo-ifchange` earlier on a PATH the script set itself).
+# The same protocol (§16) as the sh client, for when a .do reaches redo.py
+# some other way than through REDO_RUN/bin (`python3 redo.py ifchange x`,
+# an installed `redo-ifchange` earlier on a PATH the script set itself).
 
 def coordinator_dir(env):
     """REDO_RUN if a coordinator is there and alive, else None."""
@@ -4593,7 +4725,7 @@ def client_request(d, env, cmd, body):
 
 
 # =============================================================================
-# §14 Commands
+# §19 Commands
 # =============================================================================
 # Each cmd_* takes (args, env) and returns an exit status.
 
@@ -5146,7 +5278,7 @@ def remove_locked(lock, paths):
     """Removes paths, then the lock file, holding the lock (made if need
     be); nothing if a build holds it.  A run that opened the lock file
     meanwhile finds it gone once it has the lock, and takes a new one
-    (Run.take_lock)."""
+    (Locks.take)."""
     import fcntl
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o666)
@@ -5627,7 +5759,7 @@ def _dot_quote(s):
 
 
 # =============================================================================
-# §15 Dispatch and main
+# §20 Dispatch and main
 # =============================================================================
 
 COMMANDS = {
