@@ -2465,6 +2465,7 @@ START = ('start', ())     # run the tasks made ready, then this one again
 
 
 class Task:
+    """A generator the loop runs, and what it waits for (see the note)."""
     __slots__ = ('gen', 'node', 'nodes', 'count', 'call', 'owner', 'has_slot')
 
     def __init__(self, gen, node, call=None, owner=None):
@@ -2901,7 +2902,7 @@ class Slots:
         self.loop = loop
         self.wake = loop.wake
         self.filter = None        # see set_filter
-        self.server = None        # the JobServer, from the first .do on (open)
+        self.jobserver = None     # the JobServer, from the first .do on (open)
         self.free = 1             # the implicit slot
         self.resume = []          # tasks of waiting .do scripts
         self.start = []           # heap of (-depth, seq, task) to start a .do
@@ -2915,14 +2916,14 @@ class Slots:
         to start for node is still wanted (see grants)."""
         self.filter = filter
 
-    def open(self, server):
+    def open(self, jobserver):
         """Slots are handed out from now on: the implicit one, then
-        server's tokens."""
-        self.server = server
+        jobserver's tokens."""
+        self.jobserver = jobserver
 
     def close(self):
-        if self.server is not None:
-            self.server.close()
+        if self.jobserver is not None:
+            self.jobserver.close()
 
     def stop(self):
         """Interrupted: the tasks waiting to start a .do get False."""
@@ -2945,8 +2946,8 @@ class Slots:
         return bool(self.resume or self.start)
 
     def give_back(self):
-        if self.server.held and not self.waiting():
-            self.server.give()
+        if self.jobserver.held and not self.waiting():
+            self.jobserver.give()
         else:
             self.free += 1
 
@@ -2961,7 +2962,7 @@ class Slots:
                 continue
             if self.free > 0:
                 self.free -= 1
-            elif not self.server.take():
+            elif not self.jobserver.take():
                 return
             yield (self.resume.pop(0) if self.resume else heapq.heappop(self.start)[2]), True
 
@@ -2974,7 +2975,7 @@ class Slots:
         """Gives the free slots to the tasks that want one (a task whose
         target no call wants any more gets False); True if any task was
         woken."""
-        if self.server is None:
+        if self.jobserver is None:
             return False
         woke = False
         if self.stopping:
@@ -3001,7 +3002,7 @@ class Slots:
 
     def watch_tokens(self):
         """Polls the jobserver pipe while tasks wait for a slot."""
-        fd = self.server.read_fd
+        fd = self.jobserver.read_fd
         want = self.waiting() and not self.stopping
         if want and not self.loop.watching(fd):
             self.loop.watch(fd, lambda fd: self.hand_out_slots())
@@ -4500,6 +4501,9 @@ def remove_dead_run_dirs(base):
 
 
 class Run:
+    """One build by this process: the parts made and connected, the loop
+    driven until the targets named are done (see the design note)."""
+
     def __init__(self, opts, env, cwd, term):
         import time
         self.graph = Graph(env, cwd)
