@@ -3786,13 +3786,30 @@ class Builder:
         d = os.path.dirname(job.node.path)
         since = int(job.started * 1e9)
         for n in nodes:
-            ident, _ = self.graph.now(n)
-            fp = n.fp if (n.fp is not None and not ident.startswith(('s:', 'v:'))) else ABSENT
+            fp, ident = self.dep_now(n)
             if fp != ABSENT and n.rec is None and _fp_ctime(fp) >= since:
-                fp, ident = ABSENT, '?'
+                if self.built_elsewhere(n):
+                    fp, ident = self.dep_now(n)
+                else:
+                    fp, ident = ABSENT, '?'
             elif not n.ok and (n.rec is not None or self.graph.find_do(n.path) is not None):
                 fp, ident = ABSENT, '!'   # a target that failed (or never ran)
             job.add_dep(Dep('Dep', rel_path(n.path, d), fp, ident))
+
+    def dep_now(self, n):
+        """(fingerprint, identity) of n, as a dependency records them."""
+        ident, _ = self.graph.now(n)
+        return (n.fp if (n.fp is not None and not ident.startswith(('s:', 'v:'))) else ABSENT), ident
+
+    def built_elsewhere(self, n):
+        """Whether n, taken for a source that changed while a .do ran, is a
+        target that another run built meanwhile (this run's listing of its
+        state directory predates it): its state is then read, and it
+        counts as the target it is."""
+        if lstat_or_none(state_file(n.path, STATE_SUFFIX)) is None:
+            return False
+        self.forget(n)
+        return self.graph.record(n) is not None
 
     # -- commit or fail --------------------------------------------------------
 

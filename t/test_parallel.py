@@ -687,3 +687,22 @@ def test_very_wide_tree(sb):
     r = sb.ifchange('all', check=True)
     assert r.stderr == ''
     assert temporaries(sb) == []
+
+
+def test_target_another_run_built_while_a_do_waited_is_no_change(sb, procs):
+    # A's m.do waits; meanwhile another run builds l, a target A has not
+    # seen a state for (A listed .redo before).  When m.do then asks for l,
+    # A must take l for the target it is, not for a source that changed
+    # while m.do ran: the next check finds m up to date.
+    sb.write('l.do', 'echo l >>log\necho built\n')
+    sb.write('m.do', 'echo m >>log\n: >m.waiting\n'
+             'while [ ! -e go ]; do sleep 0.01; done\nredo-ifchange l\ncat l\n')
+    a = procs(sb, 'redo-ifchange', 'm', tag='a')
+    wait_for(sb.path / 'm.waiting', a)
+    time.sleep(0.05)                  # l's file and state come after m's start
+    sb.ifchange('l', check=True)
+    sb.write('go', '')
+    assert a.wait() == 0, a.stderr
+    assert sb.read('m') == 'built\n'
+    sb.ifchange('m', check=True)
+    assert sb.log('log') == ['m', 'l']
