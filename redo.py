@@ -2054,9 +2054,8 @@ class JobServer:
 #
 # The wrapper first reads a `go` line from its stdin, a pipe from the
 # coordinator, then takes /dev/null as stdin.  So the shell can be started
-# ahead, on a CPU that no job uses, while the slots are taken
-# (Builder.start_ahead); a slot that frees then starts the .do with one write, not
-# a process start.  At end of file (the coordinator dropped the job, or
+# ahead, while the slots are taken (Builder.start_ahead); a slot that frees
+# then starts the .do with one write, not a process start.  At end of file (the coordinator dropped the job, or
 # died) it exits, having run nothing.  Its stdout file is made only after
 # the go, when the target's lock is held.
 
@@ -3248,7 +3247,7 @@ class Builder:
         self.jobs_by_id = {}
         self.live = {}            # job id -> Job, from go to commit
         self.ahead = None         # the Job started ahead (start_ahead)
-        self.ahead_ok = False     # fewer jobs than CPUs: start shells ahead
+        self.ahead_ok = False     # start the next shell ahead (not under make)
         self.next_job = 1
         self.stopping = False     # interrupted: start nothing new
         self.signal = 0
@@ -3681,8 +3680,8 @@ class Builder:
 
     def start_ahead(self):
         """Starts the shell of the .do that gets the next free slot, to wait
-        for it (see WRAP_GATE), while a CPU is left over: its start then
-        costs no time between one .do and the next."""
+        for it (see WRAP_GATE): its start then costs no time between one
+        .do and the next, and fills a CPU that waits for the coordinator."""
         task = self.slots.next_start()
         if task is None or self.stopping or self.signal:
             return
@@ -4591,7 +4590,7 @@ class Run:
             server = JobServer.create(o.jobs)
             env[ENV_MAKEFLAGS] = server.makeflags(env.get(ENV_MAKEFLAGS, ''), o.jobs)
             sequential = o.jobs == 1
-            ahead_ok = o.jobs < (os.cpu_count() or 1)
+            ahead_ok = True   # make's tokens are not ours to anticipate
         output = self.opts.output or ('plain' if sequential else 'lines')
         self.builder.open(d, sequential, ahead_ok, output, self.opts.logs)
         self.slots.open(server)

@@ -136,9 +136,9 @@ def test_j1_puts_each_target_in_place_before_the_next_starts(sb):
 
 
 # --- shells started ahead ------------------------------------------------------
-# With fewer jobs than CPUs, the shell of the .do that gets the next slot is
-# started while the slots are taken, and waits (running nothing of the .do)
-# until its slot comes.  These tests find such a shell by its REDO_TARGET.
+# The shell of the .do that gets the next slot is started while the slots
+# are taken, and waits (running nothing of the .do) until its slot comes.
+# These tests find such a shell by its REDO_TARGET.
 
 AHEAD = r"""ahead() {  # the pids of the shells started ahead for target $1, waiting up to 10 s
   i=0
@@ -171,6 +171,20 @@ def shells_for(path):
             if os.fsencode('REDO_TARGET=%s' % path) in env:
                 found.append(int(n))
     return found
+
+
+@needs_two_cpus
+def test_a_shell_is_started_ahead_when_every_slot_is_taken(sb):
+    # -j2: a and b hold both slots; n's shell is started meanwhile, and
+    # waits, running nothing, until a slot is free.
+    sb.write('a.do', AHEAD + 'ahead n >ahead.tmp\nmv ahead.tmp ahead.pid\n'
+             '[ ! -e log ] || cat log >&2\necho a\n')
+    sb.write('b.do', 'while [ ! -e ahead.pid ]; do sleep 0.01; done\necho b\n')
+    sb.write('n.do', 'echo n >>log\necho n\n')
+    r = sb.redo('-j2', 'a', 'b', 'n', timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert int(sb.read('ahead.pid')) > 0
+    assert sb.log('log') == ['n']
 
 
 @needs_two_cpus
