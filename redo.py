@@ -2089,7 +2089,7 @@ __redo_call() {
   for __redo_a; do case $__redo_a in -h|--help|-V|--version|--install|--install=*|-[!-]*[hV]*) __redo_x=1 ;; esac; done
   if [ -n "$__redo_x" ]; then if [ "$__redo_c" = redo ]; then command redo "$@"; else command "redo-$__redo_c" "$@"; fi; return; fi
   # The calling process: $$ unless in a subshell (dash's read takes a byte a call: only then).
-  if [ /proc/self -ef "/proc/$$" ]; then __redo_p=$$ __redo_m=1; else __redo_m=; { read -r __redo_p __redo_x </proc/self/stat; } 2>/dev/null || __redo_p=$$; fi
+  if [ /proc/self -ef "/proc/$$" ]; then __redo_p=$$ __redo_m=1; else __redo_m=; { IFS=' ' read -r __redo_p __redo_x </proc/self/stat; } 2>/dev/null || __redo_p=$$; fi
   __redo_i=$REDO_JOB
   if [ -n "$__redo_m" ] && [ "${__redo_J-}" = "$REDO_RUN/$REDO_JOB" ]; then
     __redo_k=K

@@ -841,3 +841,17 @@ def test_calls_from_subshells_and_background_of_one_do(sb):
     p = sb.redo('all', '-k')
     assert p.returncode == 0, p.stderr
     assert sb.read('all') == 'sub: 1\nsubst: yes\nown: 0\nbg: 1\nown bad: 1\nown ok\n'
+
+
+def test_calls_from_subshells_with_ifs_changed(sb):
+    """A .do that changed IFS (to split a list on `:`) can still call from
+    a subshell and the background: the call finds its own process all the
+    same."""
+    sb.write('default.leaf.do', 'echo "$2"\n')
+    sb.write('all.do', 'IFS=:\nredo-ifchange a.leaf\n( redo-ifchange b.leaf )\n'
+                       'redo-ifchange c.leaf & wait $!\nx=$(redo-ifchange d.leaf; echo $?)\n'
+                       'echo "$x"\n')
+    p = no_traceback(sb.redo('all', timeout=30))
+    assert p.returncode == 0, p.stderr
+    assert sb.read('all') == '0\n'
+    assert sb.read('b.leaf') == 'b\n' and sb.read('c.leaf') == 'c\n'
