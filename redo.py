@@ -2082,7 +2082,13 @@ WRAP_EXEC = WRAP_GATE + 'exec "$@"'
 # found on PATH.  Left out under -x and -v, whose traces would show them,
 # and under ksh, whose functions do not export `V=1 redo x`'s V.
 CLIENT_FUNCTIONS = r"""
-__redo_call() {
+__redo_call() {   # a .do's own `set -x` shows the call, not the client
+  case $- in
+    *x*) set +x; if __redo_call1 "$@"; then set -x; else __redo_s=$?; set -x; return $__redo_s; fi ;;
+    *) __redo_call1 "$@" ;;
+  esac
+}
+__redo_call1() {
   __redo_c=$1; shift
   __redo_x=
   [ -n "${REDO_JOB-}" ] && [ -p "${REDO_RUN-}/req" ] || __redo_x=1

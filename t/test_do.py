@@ -855,3 +855,20 @@ def test_calls_from_subshells_with_ifs_changed(sb):
     assert p.returncode == 0, p.stderr
     assert sb.read('all') == '0\n'
     assert sb.read('b.leaf') == 'b\n' and sb.read('c.leaf') == 'c\n'
+
+
+def test_set_x_in_a_do_traces_its_calls_not_the_client(sb):
+    """A .do that turns on `set -x` to see what it does sees its calls to
+    redo-ifchange, not the lines of the client inside them; their exit
+    status stays theirs, errexit included."""
+    sb.write('ok.do', 'echo ok\n')
+    sb.write('bad.do', 'exit 3\n')
+    sb.write('t.do', 'set -x\nredo-ifchange ok\nredo-ifchange bad || echo "bad: $?"\n'
+                     '( redo-ifchange ok )\necho done\n')
+    sb.write('u.do', 'set -x\nredo-ifchange bad\necho after\n')
+    p = no_traceback(sb.redo('t'))
+    assert p.returncode == 0, p.stderr
+    assert sb.read('t') == 'bad: 1\ndone\n'
+    assert '__redo' not in p.stderr.replace('+ __redo_call ', ''), p.stderr
+    p = no_traceback(sb.redo('u'))
+    assert p.returncode != 0 and 'after' not in p.stderr and not sb.exists('u')
