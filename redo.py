@@ -2784,10 +2784,10 @@ class Loop:
             data = os.read(fd, 512)
         except BlockingIOError:
             return
+        # The interruption first: a .do it ended (Ctrl-C reaches them too),
+        # reaped for the SIGCHLD of another read before it, was running.
         for signum in data:
-            if signum == signal.SIGCHLD:
-                self.reap()
-            elif not self.signal:
+            if signum != signal.SIGCHLD and not self.signal:
                 self.signal = signum
                 self.interrupted(signum)
         self.reap()

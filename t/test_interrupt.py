@@ -516,3 +516,39 @@ def test_interruption_is_said_with_what_was_running(sb, procs):
     p.signal(signal.SIGINT)
     assert p.wait(EXIT_TIMEOUT) == 130
     assert 'interrupted by SIGINT; stopped t, left as before' in p.stderr, p.stderr
+
+
+def test_interruption_names_a_do_reaped_with_it(tmp_path):
+    """A Ctrl-C that the loop reads after the SIGCHLD of another .do (both
+    in one read of its signal pipe) still finds the .do the Ctrl-C ended
+    running: it is named as stopped, not reaped first and forgotten."""
+    from conftest import REDO_PY
+    code = r'''
+import importlib.machinery, importlib.util, os, signal, sys, time
+loader = importlib.machinery.SourceFileLoader('redo_mod', sys.argv[1])
+redo = importlib.util.module_from_spec(importlib.util.spec_from_loader('redo_mod', loader))
+loader.exec_module(redo)
+loop = redo.Loop()
+seen = []
+loop.connect(None, None, None, None, None,
+             lambda s: seen.append((s, sorted(j.pid for j in loop.running()))))
+loop.open()
+class Job:
+    waiter = None
+pid = os.posix_spawn('/bin/sh', ['sh', '-c', 'exit 0'], dict(os.environ))
+job = Job()
+job.pid = pid
+loop.add_child(job)
+for _ in range(500):        # dead, not yet reaped
+    with open('/proc/%d/stat' % pid) as f:
+        if f.read().rpartition(')')[2].split()[0] == 'Z':
+            break
+    time.sleep(0.01)
+os.write(loop.sig_w, bytes([signal.SIGCHLD, signal.SIGINT]))
+loop.on_signals(loop.sig_r)
+print(seen == [(signal.SIGINT, [pid])], job.status, seen)
+'''
+    p = subprocess.run([sys.executable, '-c', code, str(REDO_PY)], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith('True 0'), p.stdout
