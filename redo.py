@@ -3570,6 +3570,12 @@ class Builder:
                 if exists(dn.path):
                     return '%s exists now' % quote(self.graph.rel(dn.path))
                 continue
+            if dn.started and not dn.done and not self.graph.is_target(dn):
+                # Being checked for another call (the same one, at -j2): it
+                # may be a source, which its content decides; wait and see.
+                self.adopt(n, dn)
+                if type((yield [dn])) is list:
+                    return 'its dependencies form a cycle'
             if (dn.done or not dn.started) and not self.graph.is_target(dn):
                 # A source (a missing one that failed for another target
                 # too): its content decides, not that failure.

@@ -749,3 +749,17 @@ def test_hand_edit_warning_says_how_to_get_it_rebuilt(sb):
     os.unlink(sb.path / 'x')
     sb.ifchange('x', check=True)
     assert sb.read('x') == 'x\n'
+
+
+@pytest.mark.parametrize('jobs', ['-j1', '-j2', '-j4'])
+def test_missing_source_checked_in_the_same_call_is_no_change(sb, jobs):
+    """A target that handled a missing source is up to date while the
+    source is still missing, also when one call asks for both and the
+    source's check is under way when the target's check reaches it."""
+    sb.write('a.do', 'echo a >>log\nif redo-ifchange missing; then echo yes; else echo no; fi\n')
+    sb.ifchange('a', check=True)
+    for _ in range(3):
+        sb.run('redo-ifchange', jobs, '-k', 'a', 'missing', check=False)
+        sb.run('redo-ifchange', jobs, 'a', 'missing', check=False)
+    assert sb.log('log') == ['a']
+    assert sb.read('a') == 'no\n'
