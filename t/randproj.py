@@ -301,7 +301,10 @@ class Sim:
                         times = 2 if self.has('nested_redo_twice') and rng.random() < 0.5 else 1
                         r.nested.append((x, times, not self.fails_free(x)))
                         if x not in [i.path for i in r.inputs]:
-                            r.inputs.append(Inp(x, not self.fails_free(x) and self.must_handle()))
+                            # none handled in a virtual target, as above (the
+                            # random numbers drawn stay the same)
+                            handled = not self.fails_free(x) and self.must_handle()
+                            r.inputs.append(Inp(x, handled and not r.virtual))
             if self.has('default_do') and rng.random() < 0.6:
                 r.do_mode = 'default'
                 r.default_at = rng.choice(ancestors(d))
