@@ -2471,13 +2471,15 @@ START = ('start', ())     # run the tasks made ready, then this one again
 
 class Task:
     """A generator the loop runs, and what it waits for (see the note)."""
-    __slots__ = ('gen', 'node', 'nodes', 'count', 'call', 'owner', 'has_slot')
+    __slots__ = ('gen', 'node', 'nodes', 'count', 'failed', 'call', 'owner', 'has_slot')
 
     def __init__(self, gen, node, call=None, owner=None):
         self.gen = gen
         self.node = node          # on whose behalf it waits (cycles), or None
         self.nodes = ()
         self.count = 0
+        self.failed = False       # one of nodes failed (as it ended: a `redo`
+                                  # may have reset it since)
         self.call = call          # the Call it serves (t_top, t_serve)
         self.owner = owner        # the task a RESUME takes a slot for
         self.has_slot = False
@@ -3383,11 +3385,14 @@ class Builder:
 
     def wait_nodes(self, task, nodes):
         pending = []
+        failed = False
         for n in nodes:
             if not n.done:
                 if not n.started:
                     self.start_node(n, task.call or task.node.call)
                 pending.append(n)
+            elif not n.ok:
+                failed = True
         me = task.node
         for n in pending:
             cycle = find_cycle(me, n)
@@ -3399,6 +3404,7 @@ class Builder:
             return
         task.nodes = nodes
         task.count = len(pending)
+        task.failed = failed
         for n in pending:
             if n.waiters is None:
                 n.waiters = []
@@ -3429,11 +3435,12 @@ class Builder:
                 c.stopped = True
                 self.calls_stopped += 1
             t.count -= 1
+            t.failed = t.failed or not ok
             if t.count == 0:
                 if t.node is not None:
                     t.node.waiting = tuple(x for x in t.node.waiting if x is not t)
                     self.locks.publish_waits(t.node)
-                self.wake((t, all(x.ok for x in t.nodes)))
+                self.wake((t, not t.failed))
 
     def cancel(self, n):
         """n's .do is not to start (its calls stopped, or the run was

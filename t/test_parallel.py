@@ -720,3 +720,18 @@ def test_target_another_run_built_while_a_do_waited_is_no_change(sb, procs):
     assert sb.read('m') == 'built\n'
     sb.ifchange('m', check=True)
     assert sb.log('log') == ['m', 'l']
+
+
+def test_a_call_waiting_on_a_target_that_a_redo_builds_again_succeeds(sb):
+    """t8's redo-ifchange waits for t2 and slow; t2 is built, then r's
+    `redo t2` builds it again while slow still runs: t8's call succeeds
+    (t2 was built for it), rather than failing without a word because
+    t2 was being built again when slow ended."""
+    sb.write('slow.do', 'sleep 0.6; echo slow\n')
+    sb.write('t2.do', '[ -e t2.once ] && sleep 1.2\ntouch t2.once\necho t2\n')
+    sb.write('t8.do', 'redo-ifchange t2 slow; echo t8\n')
+    sb.write('r.do', 'sleep 0.3; redo t2; echo r\n')
+    sb.write('all.do', 'redo-ifchange t8 r\n')
+    p = sb.redo('-j4', 'all')
+    assert p.returncode == 0, p.stderr
+    assert sb.read('t8') == 't8\n' and sb.read('t2') == 't2\n'
