@@ -46,7 +46,9 @@ if [ -n "$r" ]; then
   e=2; command exec 8>&2 && e=8   # our stderr, for the run to find (2 is moved below)
   x=
   { printf '%s %s %s %s %s/fd/%s\n' "$c" "$j" $i $k $$ $e 1<>"$r/req"; } 2>/dev/null &&
-    kill -0 "$REDO_PID" 2>/dev/null && { read -r x <"$r/$i.r"; } 2>/dev/null
+    if [ $k = P ]; then kill -0 "$REDO_PID" 2>/dev/null && { read -r x <"$r/$i.r"; } 2>/dev/null
+    else { { exec 9>&-; read -r x; } <"$r/$i.r"; } 9<>"$r/$i.r" 2>/dev/null   # see CLIENT_FUNCTIONS
+    fi
   printf 'done %s %s %s\n' "$j" $i $k 1<>"$r/req" 2>/dev/null
   case $x in [0-9]|[0-9][0-9]|[0-9][0-9][0-9]) exit "$x" ;; esac
   # The run ended before it could answer: this call runs as a redo of its own.
@@ -2118,8 +2120,14 @@ __redo_call1() {
   fi
   __redo_x=
   # From the request on, fd 2 stays as the caller has it: the run looks at it.
-  printf '%s %s %s %s %s/fd/2\n' "$__redo_c" "$REDO_JOB" "$__redo_i" $__redo_k "$__redo_p" 1<>"$REDO_RUN/req" &&
-    read -r __redo_x <"$REDO_RUN/$__redo_i.r" || :
+  # The job's fifo, which the run holds open, is opened while a writer of the call's own
+  # holds it, which then goes: a run that ends or dies is an end of file, never an open
+  # that waits for ever.  A fifo of its own (P) is opened by the run only for the request.
+  if printf '%s %s %s %s %s/fd/2\n' "$__redo_c" "$REDO_JOB" "$__redo_i" $__redo_k "$__redo_p" 1<>"$REDO_RUN/req"; then
+    if [ $__redo_k = P ]; then read -r __redo_x <"$REDO_RUN/$__redo_i.r"
+    else { { exec 9>&-; read -r __redo_x; } <"$REDO_RUN/$__redo_i.r"; } 9<>"$REDO_RUN/$__redo_i.r"
+    fi || :
+  fi
   [ $__redo_k = K ] || { printf 'done %s %s %s\n' "$REDO_JOB" "$__redo_i" $__redo_k 1<>"$REDO_RUN/req"; } 2>/dev/null
   case $__redo_x in [0-9]|[0-9][0-9]|[0-9][0-9][0-9]) return "$__redo_x" ;; esac
   __redo_alone "$@"
@@ -4750,7 +4758,16 @@ def client_request(d, env, cmd, body):
     try:
         os.write(req, ('%s %s %s %s %d/fd/2\n' % (cmd, job, rid, kind, pid)).encode())
         if coordinator_dir(env) is not None:
-            with open(os.path.join(d, '%s.r' % rid), 'rb') as f:
+            # The job's fifo: opened while a writer of our own holds it
+            # (see CLIENT_FUNCTIONS).
+            fifo = os.path.join(d, '%s.r' % rid)
+            w = os.open(fifo, os.O_RDWR) if kind == 'J' else None
+            try:
+                r = os.open(fifo, os.O_RDONLY)
+            finally:
+                if w is not None:
+                    os.close(w)
+            with open(r, 'rb') as f:
                 answer = f.readline()
         os.write(req, ('done %s %s %s\n' % (job, rid, kind)).encode())
     finally:

@@ -735,3 +735,25 @@ def test_a_call_waiting_on_a_target_that_a_redo_builds_again_succeeds(sb):
     p = sb.redo('-j4', 'all')
     assert p.returncode == 0, p.stderr
     assert sb.read('t8') == 't8\n' and sb.read('t2') == 't2\n'
+
+
+def test_spec5_call_whose_run_died_before_its_answer_fifo_opened_never_hangs(sb, procs):
+    # redo is killed (kill -9: nothing cleaned up) while its .do goes on;
+    # the .do's next call finds the run's files and a live REDO_PID (here
+    # its own pid: the window between the check and the open, held open).
+    # Opening the answer's fifo must not wait for a writer that is gone.
+    # (A fifo of its own, the next try, cannot be made here: that open
+    # waits for the run, which may be gone; it is the rarer case.)
+    sb.write('x.do', 'echo x\n')
+    sb.write('bin/mkfifo', 'exit 1\n', mode=0o755)
+    sb.write('all.do', ': >started\nwhile [ ! -e go ]; do sleep 0.01; done\nPATH=$PWD/bin:$PATH\n'
+             'if REDO_PID=$$ redo-ifchange x 2>err; then echo ok; else echo "status $?"; fi >result.tmp\n'
+             'mv result.tmp result\n')
+    a = procs(sb, 'redo-ifchange', 'all', tag='a')
+    wait_for(sb.path / 'started', a)
+    os.kill(a.pid, signal.SIGKILL)
+    a.p.wait(10)
+    sb.write('go', '')
+    wait_for(sb.path / 'result')
+    assert sb.read('result') == 'status 2\n'
+    assert 'redo-ifchange: ' in sb.read('err')
