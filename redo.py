@@ -4034,7 +4034,12 @@ class Builder:
 #   - An answer `R` instead of a status: the run ended first (its directory
 #     was moved away); the call runs as a redo of its own (REDO_PY).
 # The coordinator holds `req` and each reply fifo open read-write, so no
-# open ever blocks it, and a client whose coordinator dies reads EOF.
+# open ever blocks it, and a client whose coordinator dies reads EOF.  A
+# client opens its job's fifo (J, K) while a read-write descriptor of its
+# own holds it, closed at once: a coordinator that died before that open
+# is an end of file too, not an open that waits for a writer for ever.  A
+# fifo of its own (P) the coordinator opens only when the request comes:
+# that open waits, and a coordinator killed before it leaves it waiting.
 
 ANSI_C = {'n': '\n', 't': '\t', 'r': '\r', 'a': '\a', 'b': '\b', 'e': '\033',
           'E': '\033', 'f': '\f', 'v': '\v', '\\': '\\', "'": "'", '"': '"', '?': '?'}

@@ -89,7 +89,7 @@ KNOWN_DEFECTS = {
     # The same race, rarer, after SIGTERM to redo (test_fault[sigterm] seed
     # 5, twice in some 100 runs, under load): a process of the run still
     # there 10 s after redo exited.
-    'check_orphans': 'redo gone, a redo call it started can wait forever',
+    'check_orphans': 'redo gone, a redo call through a fifo of its own can wait forever',
 }
 
 CI_SEEDS = list(range(1, 11))      # the default run: seeds x steps
