@@ -2,6 +2,7 @@
 like the installed commands, in a fresh temporary directory."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -84,7 +85,27 @@ class Sandbox:
 
 @pytest.fixture
 def sb(tmp_path, bindir):
-    return Sandbox(tmp_path, bindir)
+    yield Sandbox(tmp_path, bindir)
+    kill_left_in(tmp_path)
+
+
+def kill_left_in(root):
+    """Kills what a test left running in its directory: the .do shells of
+    a redo that a time-out killed would otherwise go on, waiting for a
+    file that never comes, long after the test."""
+    root = str(root)
+    for n in os.listdir('/proc') if os.path.isdir('/proc') else ():
+        if not n.isdigit() or int(n) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink('/proc/%s/cwd' % n)
+        except OSError:
+            continue
+        if cwd == root or cwd.startswith(root + '/'):
+            try:
+                os.kill(int(n), signal.SIGKILL)
+            except OSError:
+                pass
 
 
 @pytest.fixture(params=['pyenv-or-path-python', 'debian-python'])
