@@ -4615,14 +4615,14 @@ class Run:
         server, warning = self.inherited
         if warning:
             self.term.warn(warning)
-        sequential = ahead_ok = False
+        sequential = False
+        ahead_ok = server is None     # make's tokens are not ours to anticipate
         if server is None:
             o = self.opts
             o.jobs = o.cli_jobs or o.jobs or (1 if warning else min(os.cpu_count() or 1, MAX_JOBS))
             server = JobServer.create(o.jobs)
             env[ENV_MAKEFLAGS] = server.makeflags(env.get(ENV_MAKEFLAGS, ''), o.jobs)
             sequential = o.jobs == 1
-            ahead_ok = True   # make's tokens are not ours to anticipate
         output = self.opts.output or ('plain' if sequential else 'lines')
         self.builder.open(d, sequential, ahead_ok, output, self.opts.logs)
         self.slots.open(server)
