@@ -1541,6 +1541,10 @@ class Graph:
         self.modified = set()     # targets changed by hand: sources now, whose
                                   # dependents compare the content, not the
                                   # stamp or build id in their state
+        self.listed = {}          # dir -> fingerprint of dir/.redo when listed
+        self.state_fps = {}       # path -> fingerprint of its state file as read
+        self.written = set()      # targets whose state this run wrote
+        self.settled = True       # no observation was taken back (see Memo)
         top = env.get(ENV_TOP_DIR)
         self.top = abs_path(cwd, top) if top else None
 
@@ -1571,6 +1575,11 @@ class Graph:
         """path, a target changed by hand, is a source now."""
         self.modified.add(path)
 
+    def take_back(self):
+        """An observation this run made may no longer hold (a target done
+        is built again, or another run built it): no memo (§9)."""
+        self.settled = False
+
     def clear_modified(self, path):
         self.modified.discard(path)
 
@@ -1591,6 +1600,7 @@ class Graph:
         d = d or '/'
         names = self.state_names.get(d)
         if names is None:
+            self.listed.setdefault(d, fingerprint(lstat_or_none(os.path.join(d, STATE_DIR))))
             try:
                 names = frozenset(x for x in os.listdir(os.path.join(d, STATE_DIR))
                                   if x.endswith(STATE_SUFFIX))
@@ -1622,7 +1632,7 @@ class Graph:
         d = d or '/'
         key = state_key(name)
         path = '%s/%s/%s%s' % (d, STATE_DIR, key, STATE_SUFFIX)
-        fp = fingerprint_kept(lstat_or_none(path))
+        fp = self.state_fps[n.path] = fingerprint_kept(lstat_or_none(path))
         summary = self.summary(d)
         hit = summary.pop(key, None)      # used once: memory goes back
         if hit is not None:
@@ -1649,8 +1659,10 @@ class Graph:
         d, _, name = path.rpartition('/')
         d = d or '/'
         key = state_key(name)
-        fp = fingerprint_kept(lstat_or_none('%s/%s/%s%s' % (d, STATE_DIR, key, STATE_SUFFIX)))
+        fp = self.state_fps[path] = fingerprint_kept(
+            lstat_or_none('%s/%s/%s%s' % (d, STATE_DIR, key, STATE_SUFFIX)))
         self.summary_written.setdefault(d, {})[key] = (fp, rec)
+        self.written.add(path)
         self.summary_dirty.add(d)
         self.unfilled.pop(path, None)
         if rec.output is not None and is_unfilled(rec.output[0]):
@@ -1846,7 +1858,7 @@ class Graph:
         for dep in rec.deps:
             dn = self.node(abs_path(d, dep.name))
             if dep.kind == 'Ifcreate':
-                if exists(dn.path):
+                if self.stat(dn)[0] is not None:
                     return '%s exists now' % quote(self.rel(dn.path)), ()
             elif dn.done or self.is_target(dn):
                 targets.append((dep, dn))
@@ -1889,12 +1901,12 @@ class Graph:
             rec = self.record(n)
             if pending is None:
                 if rec is None:
-                    memo[n.path] = None if exists(n.path) else (
+                    memo[n.path] = None if self.stat(n)[0] is not None else (
                         'it was never built' if self.find_do(n.path) else 'it does not exist')
                     stack.pop()
                     continue
                 reason, targets = self.why_local(n, rec)
-                if reason is NO_DO and exists(n.path):
+                if reason is NO_DO and self.stat(n)[0] is not None:
                     reason = None         # a source now (SPEC §3)
                     targets = ()
                 if reason is not None:
@@ -1921,6 +1933,170 @@ class Graph:
                 dn.ok = True
             memo[n.path] = reason or self.why_targets(rec, pending)
         return memo[root.path]
+
+    def memo_entries(self, tops):
+        """At the end of a run that succeeded: the memo of what it observed
+        (see the design note below), as (files, dirs), or None when its
+        observations do not make one.  files is [(path, fingerprint)];
+        dirs, {dir: [nodes whose .redo entry was looked up there]}."""
+        if not self.settled or self.modified:
+            return None
+        # What this run found up to date keeps only what dependents compare
+        # (Record.checked): its check passed.  What it built (or whose
+        # state it wrote) is checked here, as the next run would: a target
+        # that calls redo-always, say, would be built again.
+        written = self.written
+        memo = {n.path: None for n in self.nodes.values()
+                if n.done and n.ok and n.path not in written}
+        for n in list(tops) + [self.nodes[p] for p in written if p in self.nodes]:
+            if self.why_static(n, memo) is not None or self.modified:
+                return None
+        files = []
+        dirs = {}
+        state_fps = self.state_fps
+        for n in self.nodes.values():
+            if n.mode is not UNKNOWN:
+                files.append((n.path, n.now_fp))
+            if n.rec is not UNKNOWN:
+                dirs.setdefault(n.path.rpartition('/')[0] or '/', []).append(n)
+                fp = state_fps.get(n.path)
+                if fp is not None and n.rec is not None:
+                    files.append((state_file(n.path, STATE_SUFFIX), fp))
+        return files, dirs
+
+    def memo_dirs(self, dirs):
+        """[(d/.redo, its fingerprint now)] for the dirs of memo_entries,
+        or None if one of them no longer says of its nodes what this run
+        found there: is each a target (has a state file) or not."""
+        out = []
+        for d, nodes in dirs.items():
+            sd = os.path.join(d, STATE_DIR)
+            fp = fingerprint(lstat_or_none(sd))
+            if self.listed.get(d) != fp:      # written since (by this run?)
+                try:
+                    names = set(os.listdir(sd)) if fp != ABSENT else ()
+                except OSError:
+                    return None
+                for n in nodes:
+                    has = state_key(n.path.rpartition('/')[2]) + STATE_SUFFIX in names
+                    if has != (n.rec is not None):
+                        return None
+            out.append((sd, fp))
+        return out
+
+
+# Design note: the memo of a no-op.  A check that finds everything up to
+# date is a function of what it reads: the command line and the options
+# that shape a check, this program, the listing and state files of each
+# .redo it looks in, and the fingerprint of each file it looks at.  When
+# the same reads would give the same answers, the check need not run.
+# So a run that succeeded, whether it built something or not, leaves in
+# .redo/memo/ (beside its first target) a memo: every file it observed,
+# with the fingerprint it saw, and each .redo it looked in, with that
+# directory's fingerprint after the run's own writes.  The next run with
+# the same key compares them first, one lstat each; if every one is the
+# same, nothing can be out of date and it exits at once.  Any difference
+# and the usual check runs, as if there were no memo.
+#
+# The memo states nothing about up-to-dateness of its own: before it is
+# written, the run's own check (why_static, over the graph in memory) must
+# find every target named up to date with the observations it will hold,
+# with no target changed by hand.  Targets checked earlier in the run hold
+# only what dependents compare (Record.checked): their check passed on the
+# observations in the memo, unless one was taken back (a target done and
+# built again, or built by another run: Graph.take_back), and then no memo
+# is written.  A .redo's fingerprint changes with any file made, renamed
+# or removed in it, which is how every state file is written; each state
+# file the run read is in the memo too, by its fingerprint.  A .redo
+# written meanwhile (by this run or another) is listed again at the end:
+# every node must still be a target there, or not, as the run found it.
+# Within one tick of the clock of a kernel before 6.13, a file renamed in
+# a .redo just after the run's last look may leave its fingerprint as it
+# was: the window git's index accepts, and the one fingerprints of files
+# accept already (§6).  Whatever fails here only costs the memo.
+
+MEMO_DIR = 'memo'                 # .redo/memo/<hash of the key>
+MEMO_MAGIC = b'redo.py memo 1\n'
+MEMO_KEEP = 16                    # memos kept per directory
+
+
+def memo_place(cmd, cwd, args, env, first):
+    """(path of the memo, its key) for a command line whose first target
+    is first (absolute)."""
+    me = __file__
+    key = repr((cmd, cwd, args, env.get(ENV_TOP_DIR, ''), FORMAT,
+                fingerprint(lstat_or_none(me), me)))
+    h = _hasher()
+    h.update(key.encode('utf-8', 'surrogateescape'))
+    d = first.rpartition('/')[0] or '/'
+    return '%s/%s/%s/%s' % (d, STATE_DIR, MEMO_DIR, h.hexdigest()), key
+
+
+def memo_holds(path, key):
+    """Whether the memo at path, made for key, still holds: every file in
+    it has the fingerprint it had.  Each directory's files are looked at
+    from the directory, opened once (no path to walk for each)."""
+    try:
+        data = read_bytes_or_none(path)
+        if data is None or not data.startswith(MEMO_MAGIC):
+            return False
+        k, groups = marshal_loads(data[len(MEMO_MAGIC):])
+    except (Error, ValueError, EOFError, TypeError):
+        return False
+    if k != key:
+        return False
+    lstat = os.lstat
+    for d, files in groups:
+        try:
+            fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            if any(fp != ABSENT for name, fp in files):
+                return False
+            continue
+        except (OSError, ValueError):
+            return False
+        try:
+            for name, fp in files:
+                try:
+                    st = lstat(name, dir_fd=fd)
+                except (FileNotFoundError, NotADirectoryError):
+                    if fp != ABSENT:
+                        return False
+                    continue
+                if (st.st_mode & 0o170000) == 0o120000:
+                    if fingerprint(st, os.path.join(d, name)) != fp:
+                        return False
+                elif '%d:%d:%o:%d:%d' % (st.st_size, st.st_ino, st.st_mode,
+                                         st.st_mtime_ns, st.st_ctime_ns) != fp:
+                    return False
+        except (OSError, ValueError):
+            return False
+        finally:
+            os.close(fd)
+    return True
+
+
+def write_memo(path, key, files, dirs):
+    """Writes a memo (a cache: errors only cost it): the files grouped by
+    directory, each .redo first (it changes with any build there)."""
+    groups = {}
+    for p, fp in dirs + files:
+        d, _, name = p.rpartition('/')
+        groups.setdefault(d or '/', []).append((name, fp))
+    d = os.path.dirname(path)
+    tmp = '%s.%d.tmp' % (path, os.getpid())
+    try:
+        data = MEMO_MAGIC + marshal_dumps((key, list(groups.items())))
+        with open(tmp, 'wb') as f:
+            f.write(data)
+        os.replace(tmp, path)
+        names = os.listdir(d)
+        if len(names) > MEMO_KEEP:
+            old = sorted(names, key=lambda x: os.lstat(os.path.join(d, x)).st_mtime_ns)
+            for name in old[:len(names) - MEMO_KEEP]:
+                unlink_quiet(os.path.join(d, name))
+    except (OSError, ValueError, Error):
+        discard(tmp)
 
 
 # =============================================================================
@@ -3460,6 +3636,7 @@ class Builder:
 
     def reset(self, n):
         """n, done in this run, is to be checked (and maybe built) again."""
+        self.graph.take_back()
         n.done = n.started = False
         n.ok = None
         n.fp = None
@@ -3582,7 +3759,7 @@ class Builder:
         for dep in rec.deps:
             dn = self.graph.node(abs_path(d, dep.name))
             if dep.kind == 'Ifcreate':
-                if exists(dn.path):
+                if self.graph.stat(dn)[0] is not None:
                     return '%s exists now' % quote(self.graph.rel(dn.path))
                 continue
             if dn.started and not dn.done and not self.graph.is_target(dn):
@@ -3654,6 +3831,7 @@ class Builder:
 
     def forget(self, n):
         """Drops what was read of n's state, to read it again."""
+        self.graph.take_back()
         n.rec = UNKNOWN
         n.fp = None
         n.mode = UNKNOWN
@@ -4637,8 +4815,9 @@ class Run:
 
     # -- the loop ---------------------------------------------------------------
 
-    def build(self, paths, forced):
-        """Brings the nodes at paths up to date; returns the exit status."""
+    def build(self, paths, forced, memo=None):
+        """Brings the nodes at paths up to date; returns the exit status.
+        memo: (path, key) where a run that succeeds leaves its memo (§9)."""
         tops = []
         for p in paths:
             n = self.graph.node(p)
@@ -4670,12 +4849,29 @@ class Run:
             if self.signal:
                 loop.escalate()
         self.term.show_status('')
+        found = None
         if not self.signal:
+            if memo is not None and self.top_ok:
+                found = self.graph.memo_entries(tops)
             self.graph.save_summaries()
         self.builder.sync()
         if self.signal:
             return self.say_interrupted()
+        if found is not None:
+            self.leave_memo(memo, *found)
         return EXIT_OK if self.top_ok else EXIT_FAILED
+
+    def leave_memo(self, memo, files, dirs):
+        path, key = memo
+        try:
+            os.mkdir(os.path.dirname(path))
+        except FileExistsError:
+            pass
+        except OSError:
+            return
+        dirs = self.graph.memo_dirs(dirs)
+        if dirs is not None:
+            write_memo(path, key, files, dirs)
 
     def say_interrupted(self):
         """The last word of an interrupted run, and its exit status."""
@@ -5038,6 +5234,12 @@ def cmd_redo(args, env, cmd='redo'):
     if opts.dry_run:
         return dry_run(Graph(env, cwd), [abs_path(cwd, t) for t in targets],
                        cmd == 'redo', opts.debug)
+    paths = [abs_path(cwd, t) for t in targets]
+    memo = None
+    if cmd == 'ifchange' and not opts.debug:
+        memo = memo_place(cmd, cwd, args, env, paths[0])
+        if memo_holds(*memo):
+            return EXIT_OK
     term = Term(env, opts.progress)
     # The graph is made of long-lived objects: the cyclic collector would
     # walk them again and again for nothing (a third of a no-op check).
@@ -5046,7 +5248,7 @@ def cmd_redo(args, env, cmd='redo'):
     run = Run(opts, env, cwd, term)
     try:
         run.open()
-        return run.build([abs_path(cwd, t) for t in targets], cmd == 'redo')
+        return run.build(paths, cmd == 'redo', memo)
     finally:
         run.close()
 
