@@ -1936,9 +1936,9 @@ class Graph:
 
     def memo_entries(self, tops):
         """At the end of a run that succeeded: the memo of what it observed
-        (see the design note below), as (files, dirs), or None when its
-        observations do not make one.  files is [(path, fingerprint)];
-        dirs, {dir: [nodes whose .redo entry was looked up there]}."""
+        (see the design note below), as ({dir: [(name, fingerprint)]},
+        {dir: [names of files found not to be targets]}), or None when its
+        observations do not make one."""
         if not self.settled or self.modified:
             return None
         # What this run found up to date keeps only what dependents compare
@@ -1951,38 +1951,41 @@ class Graph:
         for n in list(tops) + [self.nodes[p] for p in written if p in self.nodes]:
             if self.why_static(n, memo) is not None or self.modified:
                 return None
-        files = []
-        dirs = {}
+        # Grouped by directory, as memo_holds looks at them.
+        groups = {}
+        sources = {}
         state_fps = self.state_fps
         for n in self.nodes.values():
+            d, _, name = n.path.rpartition('/')
+            d = d or '/'
             if n.mode is not UNKNOWN:
-                files.append((n.path, n.now_fp))
-            if n.rec is not UNKNOWN:
-                dirs.setdefault(n.path.rpartition('/')[0] or '/', []).append(n)
-                fp = state_fps.get(n.path)
-                if fp is not None and n.rec is not None:
-                    files.append((state_file(n.path, STATE_SUFFIX), fp))
-        return files, dirs
+                groups.setdefault(d, []).append((name, n.now_fp))
+            if n.rec is None:
+                sources.setdefault(d, []).append(name)
+            elif n.rec is not UNKNOWN and n.path in state_fps:
+                groups.setdefault(os.path.join(d, STATE_DIR), []).append(
+                    (state_key(name) + STATE_SUFFIX, state_fps[n.path]))
+        return groups, sources
 
-    def memo_dirs(self, dirs):
-        """[(d/.redo, its fingerprint now)] for the dirs of memo_entries,
-        or None if one of them no longer says of its nodes what this run
-        found there: is each a target (has a state file) or not."""
-        out = []
-        for d, nodes in dirs.items():
+    def memo_dirs(self, groups, sources):
+        """Puts in groups, first in each directory, the fingerprint of each
+        .redo listed in this run, as it is now; False if one of them no
+        longer says what this run found there: that a file with no state
+        file (sources[dir], names) is not a target.  (One that has one is
+        in groups with its state file's fingerprint.)"""
+        for d in self.listed:
             sd = os.path.join(d, STATE_DIR)
             fp = fingerprint(lstat_or_none(sd))
-            if self.listed.get(d) != fp:      # written since (by this run?)
+            if self.listed[d] != fp:          # written since (by this run?)
                 try:
                     names = set(os.listdir(sd)) if fp != ABSENT else ()
                 except OSError:
-                    return None
-                for n in nodes:
-                    has = state_key(n.path.rpartition('/')[2]) + STATE_SUFFIX in names
-                    if has != (n.rec is not None):
-                        return None
-            out.append((sd, fp))
-        return out
+                    return False
+                for name in sources.get(d, ()):
+                    if state_key(name) + STATE_SUFFIX in names:
+                        return False
+            groups.setdefault(d, []).insert(0, (STATE_DIR, fp))
+        return True
 
 
 # Design note: the memo of a no-op.  A check that finds everything up to
@@ -2076,19 +2079,16 @@ def memo_holds(path, key):
     return True
 
 
-def write_memo(path, key, files, dirs):
-    """Writes a memo (a cache: errors only cost it): the files grouped by
-    directory, each .redo first (it changes with any build there)."""
-    groups = {}
-    for p, fp in dirs + files:
-        d, _, name = p.rpartition('/')
-        groups.setdefault(d or '/', []).append((name, fp))
+def write_memo(path, key, groups):
+    """Writes a memo (a cache: errors only cost it)."""
     d = os.path.dirname(path)
     tmp = '%s.%d.tmp' % (path, os.getpid())
     try:
-        data = MEMO_MAGIC + marshal_dumps((key, list(groups.items())))
+        data = marshal_dumps((key, list(groups.items())))
         with open(tmp, 'wb') as f:
+            f.write(MEMO_MAGIC)
             f.write(data)
+        del data
         os.replace(tmp, path)
         names = os.listdir(d)
         if len(names) > MEMO_KEEP:
@@ -4861,7 +4861,7 @@ class Run:
             self.leave_memo(memo, *found)
         return EXIT_OK if self.top_ok else EXIT_FAILED
 
-    def leave_memo(self, memo, files, dirs):
+    def leave_memo(self, memo, groups, sources):
         path, key = memo
         try:
             os.mkdir(os.path.dirname(path))
@@ -4869,9 +4869,8 @@ class Run:
             pass
         except OSError:
             return
-        dirs = self.graph.memo_dirs(dirs)
-        if dirs is not None:
-            write_memo(path, key, files, dirs)
+        if self.graph.memo_dirs(groups, sources):
+            write_memo(path, key, groups)
 
     def say_interrupted(self):
         """The last word of an interrupted run, and its exit status."""
