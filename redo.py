@@ -1504,7 +1504,7 @@ class Node:
     # every slot counts (the lock of a target being built is in Locks.held).
     __slots__ = ('path', 'rec', 'fp', 'ident', 'mode', 'now_fp', 'done', 'ok',
                  'started', 'waiters', 'waiting', 'parent', 'depth',
-                 'forced', 'top', 'call', 'direct')
+                 'forced', 'top', 'call', 'direct', 'seen')
 
     def __init__(self, path):
         self.path = path
@@ -1524,6 +1524,7 @@ class Node:
         self.top = False          # named on the command line
         self.call = None          # the Call it is checked or built for
         self.direct = False       # named by that call (not a dependency)
+        self.seen = None          # its fingerprint as checks of others saw it
 
 
 class Graph:
@@ -1743,10 +1744,7 @@ class Graph:
     def exists_memo(self, path):
         """For .do candidates: asked again and again, rarely changing; the
         .do found is a dependency, whose lstat is then already known."""
-        n = self.node(path)
-        if n.mode is UNKNOWN:
-            self.stat(n)
-        return n.mode is not None
+        return self.look(self.node(path))[0] is not None
 
     def find_do(self, path):
         return find_do(path, self.top, self.exists_memo)
@@ -1765,6 +1763,18 @@ class Graph:
             n.mode = None if st is None else MODES.setdefault(st.st_mode, st.st_mode)
         return n.mode, n.now_fp
 
+    def look(self, n):
+        """stat(n), for what is decided of another file (a dependent, a
+        .do looked for, an ifcreate): what was seen is kept, for the memo
+        (§9) holds one fingerprint per file, which must be the one every
+        such decision saw."""
+        mode, fp = self.stat(n)
+        if n.seen is None:
+            n.seen = fp
+        elif n.seen != fp:
+            self.settled = False
+        return mode, fp
+
     def now(self, n, dep=None):
         """The identity of n now, as its dependents see it.  dep, a stored
         Dep, lets an unchanged fingerprint skip the hash; when only the
@@ -1774,7 +1784,7 @@ class Graph:
             special = rec.identity_for_dependents()
             if special is not None:
                 return special, False
-        mode, fp = self.stat(n)
+        mode, fp = self.look(n)
         if dep is not None and same_fingerprint(dep.fp, fp):
             return dep.ident, False
         if n.fp != fp:
@@ -1858,7 +1868,7 @@ class Graph:
         for dep in rec.deps:
             dn = self.node(abs_path(d, dep.name))
             if dep.kind == 'Ifcreate':
-                if self.stat(dn)[0] is not None:
+                if self.look(dn)[0] is not None:
                     return '%s exists now' % quote(self.rel(dn.path)), ()
             elif dn.done or self.is_target(dn):
                 targets.append((dep, dn))
@@ -1949,7 +1959,7 @@ class Graph:
         memo = {n.path: None for n in self.nodes.values()
                 if n.done and n.ok and n.path not in written}
         for n in list(tops) + [self.nodes[p] for p in written if p in self.nodes]:
-            if self.why_static(n, memo) is not None or self.modified:
+            if self.why_static(n, memo) is not None or self.modified or not self.settled:
                 return None
         # Grouped by directory, as memo_holds looks at them.
         groups = {}
@@ -1958,6 +1968,8 @@ class Graph:
         for n in self.nodes.values():
             d, _, name = n.path.rpartition('/')
             d = d or '/'
+            if n.seen is not None and self.stat(n)[1] != n.seen:
+                return None           # seen otherwise before it was built
             if n.mode is not UNKNOWN:
                 groups.setdefault(d, []).append((name, n.now_fp))
             if n.rec is None:
@@ -3759,7 +3771,7 @@ class Builder:
         for dep in rec.deps:
             dn = self.graph.node(abs_path(d, dep.name))
             if dep.kind == 'Ifcreate':
-                if self.graph.stat(dn)[0] is not None:
+                if self.graph.look(dn)[0] is not None:
                     return '%s exists now' % quote(self.graph.rel(dn.path))
                 continue
             if dn.started and not dn.done and not self.graph.is_target(dn):

@@ -276,3 +276,35 @@ def test_garbled_memo_is_ignored(sb):
     p = sb.ifchange('all', check=True)
     assert sorted(p.stderr.splitlines()) == ['redo    b', 'redo  all']
     assert runs(sb) == ['all', 'b']
+
+
+def test_file_asked_for_with_ifcreate_then_built_in_the_same_run_is_seen(sb):
+    # u was up to date when checked (no conf); then the same run built
+    # conf.  The next run must build u again: conf exists now.
+    do(sb, 'u.do', 'if [ -e conf ]; then redo-ifchange conf; cat conf\n'
+                   'else redo-ifcreate conf; echo default; fi\n')
+    do(sb, 'conf.do', 'echo generated\n')
+    do(sb, 'all.do', 'redo-ifchange u\nredo-ifchange conf\n')
+    sb.ifchange('u', check=True)
+    assert runs(sb) == ['u']
+    sb.ifchange('all', check=True)
+    assert runs(sb) == ['all', 'conf']
+    sb.ifchange('all', check=True)
+    assert runs(sb) == ['all', 'u']
+    assert sb.read('u') == 'generated\n'
+
+
+def test_do_file_built_in_the_run_after_its_target_was_checked_is_seen(sb):
+    # t was up to date (built by default.do) when checked; then the same
+    # run built t.do itself.  The next run must build t with it.
+    do(sb, 'default.do', 'echo by-default\n')
+    sb.write('t.do.do', 'echo "echo \\$1 >>\\"%s/log\\"; echo own"\n' % sb.path)
+    do(sb, 'all.do', 'redo-ifchange t\nredo-ifchange t.do\n')
+    sb.ifchange('t', check=True)
+    assert runs(sb) == ['t']
+    sb.ifchange('all', check=True)
+    assert runs(sb) == ['all']
+    assert sb.exists('t.do')
+    sb.ifchange('all', check=True)
+    assert runs(sb) == ['all', 't']
+    assert sb.read('t') == 'own\n'
