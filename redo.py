@@ -1399,7 +1399,8 @@ def summary_chunks(d):
             return
 
 
-def write_summary_chunk(f, chunk):
+def write_piece(f, chunk):
+    """A summary's dict, or a memo's piece: marshalled after its length."""
     data = marshal_dumps(chunk)
     f.write(len(data).to_bytes(8, 'little'))
     f.write(data)
@@ -1601,7 +1602,8 @@ class Graph:
         d = d or '/'
         names = self.state_names.get(d)
         if names is None:
-            self.listed.setdefault(d, fingerprint(lstat_or_none(os.path.join(d, STATE_DIR))))
+            sd = os.path.join(d, STATE_DIR)     # a symlink: what it points to too
+            self.listed.setdefault(d, fingerprint(lstat_or_none(sd), sd))
             try:
                 names = frozenset(x for x in os.listdir(os.path.join(d, STATE_DIR))
                                   if x.endswith(STATE_SUFFIX))
@@ -1724,10 +1726,10 @@ class Graph:
                     for key, entry in entries():
                         chunk[key] = entry
                         if len(chunk) >= SUMMARY_CHUNK:
-                            write_summary_chunk(f, chunk)
+                            write_piece(f, chunk)
                             chunk = {}
                     if chunk:
-                        write_summary_chunk(f, chunk)
+                        write_piece(f, chunk)
                 os.replace(tmp, path)
             except (OSError, ValueError):
                 discard(tmp)
@@ -1774,6 +1776,22 @@ class Graph:
         elif n.seen != fp:
             self.settled = False
         return mode, fp
+
+    def seed(self, pieces):
+        """Takes as its own the lstat of files a memo found unchanged
+        (memo_holds): the same fingerprints, a moment earlier."""
+        suffix = '/' + STATE_DIR
+        for d, files in pieces:
+            if d.endswith(suffix):
+                continue              # state files
+            for name, fp in files:
+                if name == STATE_DIR:
+                    continue
+                n = self.node(d + '/' + name if d != '/' else '/' + name)
+                if n.mode is UNKNOWN:
+                    n.now_fp = fp
+                    mode = None if fp == ABSENT else int(fp.split(':', 3)[2], 8)
+                    n.mode = None if mode is None else MODES.setdefault(mode, mode)
 
     def now(self, n, dep=None):
         """The identity of n now, as its dependents see it.  dep, a stored
@@ -1944,13 +1962,11 @@ class Graph:
             memo[n.path] = reason or self.why_targets(rec, pending)
         return memo[root.path]
 
-    def memo_entries(self, tops):
-        """At the end of a run that succeeded: the memo of what it observed
-        (see the design note below), as ({dir: [(name, fingerprint)]},
-        {dir: [names of files found not to be targets]}), or None when its
-        observations do not make one."""
+    def memo_ok(self, tops):
+        """At the end of a run that succeeded: whether its observations
+        make a memo (see the design note below)."""
         if not self.settled or self.modified:
-            return None
+            return False
         # What this run found up to date keeps only what dependents compare
         # (Record.checked): its check passed.  What it built (or whose
         # state it wrote) is checked here, as the next run would: a target
@@ -1960,44 +1976,68 @@ class Graph:
                 if n.done and n.ok and n.path not in written}
         for n in list(tops) + [self.nodes[p] for p in written if p in self.nodes]:
             if self.why_static(n, memo) is not None or self.modified or not self.settled:
-                return None
-        # Grouped by directory, as memo_holds looks at them.
-        groups = {}
-        sources = {}
-        state_fps = self.state_fps
+                return False
         for n in self.nodes.values():
-            d, _, name = n.path.rpartition('/')
-            d = d or '/'
             if n.seen is not None and self.stat(n)[1] != n.seen:
-                return None           # seen otherwise before it was built
-            if n.mode is not UNKNOWN:
-                groups.setdefault(d, []).append((name, n.now_fp))
-            if n.rec is None:
-                sources.setdefault(d, []).append(name)
-            elif n.rec is not UNKNOWN and n.path in state_fps:
-                groups.setdefault(os.path.join(d, STATE_DIR), []).append(
-                    (state_key(name) + STATE_SUFFIX, state_fps[n.path]))
-        return groups, sources
-
-    def memo_dirs(self, groups, sources):
-        """Puts in groups, first in each directory, the fingerprint of each
-        .redo listed in this run, as it is now; False if one of them no
-        longer says what this run found there: that a file with no state
-        file (sources[dir], names) is not a target.  (One that has one is
-        in groups with its state file's fingerprint.)"""
-        for d in self.listed:
-            sd = os.path.join(d, STATE_DIR)
-            fp = fingerprint(lstat_or_none(sd))
-            if self.listed[d] != fp:          # written since (by this run?)
-                try:
-                    names = set(os.listdir(sd)) if fp != ABSENT else ()
-                except OSError:
-                    return False
-                for name in sources.get(d, ()):
-                    if state_key(name) + STATE_SUFFIX in names:
-                        return False
-            groups.setdefault(d, []).insert(0, (STATE_DIR, fp))
+                return False          # seen otherwise before it was built
         return True
+
+    def memo_pieces(self):
+        """Yields the memo a piece at a time, (dir, [(name, fingerprint)]):
+        the files looked at in each directory, then the state files read
+        in each .redo (see memo_dirs for the rest)."""
+        state_fps = self.state_fps
+        for states in (False, True):
+            pieces = {}
+            for n in self.nodes.values():
+                if states:
+                    fp = state_fps.get(n.path) if n.rec is not None and n.rec is not UNKNOWN else None
+                else:
+                    fp = n.now_fp if n.mode is not UNKNOWN else None
+                if fp is None:
+                    continue
+                d, _, name = n.path.rpartition('/')
+                piece = pieces.get(d)
+                if piece is None:
+                    piece = pieces[d] = []
+                piece.append((state_key(name) + STATE_SUFFIX if states else name, fp))
+                if len(piece) == MEMO_PIECE:
+                    yield self.memo_dir(d, states), piece
+                    del pieces[d]
+            for d, piece in pieces.items():
+                yield self.memo_dir(d, states), piece
+
+    @staticmethod
+    def memo_dir(d, states):
+        d = d or '/'
+        return os.path.join(d, STATE_DIR) if states else d
+
+    def memo_dirs(self):
+        """After the run's last write: the last piece of the memo, each
+        .redo listed in this run with its fingerprint now; None if one of
+        them holds a state file that was neither there when the run listed
+        it nor written by the run (another run's target: the run may have
+        taken it for a source).  A state file gone shows in the memo:
+        each one the run read is there, by its fingerprint."""
+        pieces = []
+        for d, first in self.listed.items():
+            sd = os.path.join(d, STATE_DIR)
+            fp = fingerprint(lstat_or_none(sd), sd)
+            if fp != first:           # written since (by this run?)
+                seen = self.state_names.get(d)
+                if seen is None:
+                    return None
+                ours = self.summary_written.get(d, {})
+                try:
+                    names = os.listdir(sd) if fp != ABSENT else ()
+                except OSError:
+                    return None
+                for x in names:
+                    if x.endswith(STATE_SUFFIX) and x not in seen \
+                            and x[:-len(STATE_SUFFIX)] not in ours:
+                        return None
+            pieces.append((d, [(STATE_DIR, fp)]))
+        return pieces
 
 
 # Design note: the memo of a no-op.  A check that finds everything up to
@@ -2031,8 +2071,9 @@ class Graph:
 # accept already (§6).  Whatever fails here only costs the memo.
 
 MEMO_DIR = 'memo'                 # .redo/memo/<hash of the key>
-MEMO_MAGIC = b'redo.py memo 1\n'
+MEMO_MAGIC = b'redo.py memo 2\n'
 MEMO_KEEP = 16                    # memos kept per directory
+MEMO_PIECE = 1000                 # entries per marshalled piece
 
 
 def memo_place(cmd, cwd, args, env, first):
@@ -2047,68 +2088,133 @@ def memo_place(cmd, cwd, args, env, first):
     return '%s/%s/%s/%s' % (d, STATE_DIR, MEMO_DIR, h.hexdigest()), key
 
 
-def memo_holds(path, key):
+def memo_holds(path, key, seen):
     """Whether the memo at path, made for key, still holds: every file in
-    it has the fingerprint it had.  Each directory's files are looked at
-    from the directory, opened once (no path to walk for each)."""
+    it has the fingerprint it had.  The file: MEMO_MAGIC, then the key and
+    the pieces (Graph.memo_pieces, memo_dirs), each marshalled after its
+    length (8 bytes, little-endian).  Each directory's files are looked at
+    from the directory, opened once (no path to walk for each).  What was
+    found unchanged before a difference goes to the list seen, as pieces:
+    the check that runs then need not look again (Graph.seed)."""
     try:
         data = read_bytes_or_none(path)
-        if data is None or not data.startswith(MEMO_MAGIC):
-            return False
-        k, groups = marshal_loads(data[len(MEMO_MAGIC):])
-    except (Error, ValueError, EOFError, TypeError):
+    except Error:
         return False
-    if k != key:
+    if data is None or not data.startswith(MEMO_MAGIC):
         return False
-    lstat = os.lstat
-    for d, files in groups:
-        try:
-            fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-        except (FileNotFoundError, NotADirectoryError):
-            if any(fp != ABSENT for name, fp in files):
-                return False
-            continue
-        except (OSError, ValueError):
+    view = memoryview(data)
+    pos = len(MEMO_MAGIC)
+    first = True
+    while pos < len(data):
+        size = int.from_bytes(view[pos:pos + 8], 'little')
+        pos += 8
+        if size <= 0 or pos + size > len(data):
             return False
         try:
-            for name, fp in files:
-                try:
-                    st = lstat(name, dir_fd=fd)
-                except (FileNotFoundError, NotADirectoryError):
-                    if fp != ABSENT:
-                        return False
-                    continue
-                if (st.st_mode & 0o170000) == 0o120000:
-                    if fingerprint(st, os.path.join(d, name)) != fp:
-                        return False
-                elif '%d:%d:%o:%d:%d' % (st.st_size, st.st_ino, st.st_mode,
-                                         st.st_mtime_ns, st.st_ctime_ns) != fp:
+            piece = marshal_loads(view[pos:pos + size])
+            pos += size
+            if first:
+                if piece != key:
                     return False
-        except (OSError, ValueError):
+                first = False
+                continue
+            d, files = piece
+            same = same_files(d, files)
+        except (ValueError, EOFError, TypeError):
             return False
-        finally:
-            os.close(fd)
-    return True
+        if same < len(files):
+            seen.append((d, files[:same]))
+            return False
+        seen.append(piece)
+    return not first
 
 
-def write_memo(path, key, groups):
-    """Writes a memo (a cache: errors only cost it)."""
-    d = os.path.dirname(path)
+def same_files(d, files):
+    """How many of files ([(name, fingerprint)] in directory d), from the
+    first, have the fingerprint given."""
+    try:
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    except (FileNotFoundError, NotADirectoryError):
+        for i, (name, fp) in enumerate(files):
+            if fp != ABSENT:
+                return i
+        return len(files)
+    except (OSError, ValueError):
+        return 0
+    lstat = os.lstat
+    i = 0
+    try:
+        for name, fp in files:
+            try:
+                st = lstat(name, dir_fd=fd)
+            except (FileNotFoundError, NotADirectoryError):
+                if fp != ABSENT:
+                    return i
+                i += 1
+                continue
+            if (st.st_mode & 0o170000) == 0o120000:
+                if fingerprint(st, os.path.join(d, name)) != fp:
+                    return i
+            elif '%d:%d:%o:%d:%d' % (st.st_size, st.st_ino, st.st_mode,
+                                     st.st_mtime_ns, st.st_ctime_ns) != fp:
+                return i
+            i += 1
+    except (OSError, ValueError):
+        return i
+    finally:
+        os.close(fd)
+    return i
+
+
+def start_memo(path, key, pieces):
+    """Writes a memo's pieces to a temporary file, before the run's last
+    writes (the .redo fingerprints come after them: end_memo).  Returns
+    the temporary file's path, or None (a cache: errors only cost it)."""
     tmp = '%s.%d.tmp' % (path, os.getpid())
     try:
-        data = marshal_dumps((key, list(groups.items())))
+        try:
+            os.mkdir(os.path.dirname(path))
+        except FileExistsError:
+            pass
         with open(tmp, 'wb') as f:
             f.write(MEMO_MAGIC)
-            f.write(data)
-        del data
+            write_piece(f, key)
+            for piece in pieces:
+                write_piece(f, piece)
+        return tmp
+    except (OSError, ValueError):
+        discard(tmp)
+        return None
+
+
+def end_memo(tmp, path, last):
+    """Completes the memo started in tmp with its last pieces (None: there
+    is to be no memo) and puts it in place; keeps MEMO_KEEP of them."""
+    try:
+        if last is None:
+            raise ValueError('no memo')
+        with open(tmp, 'ab') as f:
+            for piece in last:
+                write_piece(f, piece)
         os.replace(tmp, path)
-        names = os.listdir(d)
-        if len(names) > MEMO_KEEP:
-            old = sorted(names, key=lambda x: os.lstat(os.path.join(d, x)).st_mtime_ns)
-            for name in old[:len(names) - MEMO_KEEP]:
-                unlink_quiet(os.path.join(d, name))
+        prune_memos(os.path.dirname(path))
     except (OSError, ValueError, Error):
         discard(tmp)
+
+
+def prune_memos(d):
+    """Keeps the MEMO_KEEP newest memos in d, and no temporary file of a
+    process that is gone (killed while it wrote one)."""
+    names = []
+    for name in os.listdir(d):
+        if not name.endswith('.tmp'):
+            names.append(name)
+        elif not pid_alive(name[:-4].rpartition('.')[2]):
+            unlink_quiet(os.path.join(d, name))
+    if len(names) > MEMO_KEEP:
+        names.sort(key=lambda x: os.lstat(os.path.join(d, x)).st_mtime_ns)
+        for name in names[:len(names) - MEMO_KEEP]:
+            unlink_quiet(os.path.join(d, name))
 
 
 # =============================================================================
@@ -4861,28 +4967,17 @@ class Run:
             if self.signal:
                 loop.escalate()
         self.term.show_status('')
-        found = None
+        tmp = None
         if not self.signal:
-            if memo is not None and self.top_ok:
-                found = self.graph.memo_entries(tops)
+            if memo is not None and self.top_ok and self.graph.memo_ok(tops):
+                tmp = start_memo(memo[0], memo[1], self.graph.memo_pieces())
             self.graph.save_summaries()
         self.builder.sync()
+        if tmp is not None:
+            end_memo(tmp, memo[0], None if self.signal else self.graph.memo_dirs())
         if self.signal:
             return self.say_interrupted()
-        if found is not None:
-            self.leave_memo(memo, *found)
         return EXIT_OK if self.top_ok else EXIT_FAILED
-
-    def leave_memo(self, memo, groups, sources):
-        path, key = memo
-        try:
-            os.mkdir(os.path.dirname(path))
-        except FileExistsError:
-            pass
-        except OSError:
-            return
-        if self.graph.memo_dirs(groups, sources):
-            write_memo(path, key, groups)
 
     def say_interrupted(self):
         """The last word of an interrupted run, and its exit status."""
@@ -5247,9 +5342,10 @@ def cmd_redo(args, env, cmd='redo'):
                        cmd == 'redo', opts.debug)
     paths = [abs_path(cwd, t) for t in targets]
     memo = None
+    seen = []
     if cmd == 'ifchange' and not opts.debug:
         memo = memo_place(cmd, cwd, args, env, paths[0])
-        if memo_holds(*memo):
+        if memo_holds(memo[0], memo[1], seen):
             return EXIT_OK
     term = Term(env, opts.progress)
     # The graph is made of long-lived objects: the cyclic collector would
@@ -5257,6 +5353,8 @@ def cmd_redo(args, env, cmd='redo'):
     import gc
     gc.disable()
     run = Run(opts, env, cwd, term)
+    run.graph.seed(seen)
+    del seen
     try:
         run.open()
         return run.build(paths, cmd == 'redo', memo)
@@ -5522,6 +5620,10 @@ def cleanup_state_dir(sd):
             files.setdefault(name[:-len(LOG_SUFFIX)], []).append(os.path.join(sd, name))
         elif name.endswith('.tmp') and not pid_alive(name[:-4].rpartition('.')[2]):
             unlink_quiet(os.path.join(sd, name))
+    try:
+        prune_memos(os.path.join(sd, MEMO_DIR))
+    except (OSError, Error):
+        pass
     for kind in (TMP3_DIR, STDOUT_DIR, LOG_TMP_DIR):
         kd = os.path.join(sd, kind)
         try:

@@ -724,7 +724,8 @@ class Sim:
 
     def leftovers(self, root=None, tmpdir=None):
         """Temporaries left: run directories in TMPDIR, files in .redo/tmp,
-        .redo/out and .redo/log, half-written state files (.redo/*.tmp)."""
+        .redo/out and .redo/log, half-written state files (.redo/*.tmp)
+        and memos (.redo/memo/*.tmp)."""
         root, tmpdir = root or self.root, tmpdir or self.tmpdir
         left = ['TMPDIR/' + n for n in os.listdir(tmpdir)]
         for d, dirs, files in os.walk(root):
@@ -734,6 +735,8 @@ class Sim:
             dirs[:] = [n for n in dirs if not n.startswith(REDO_TEMPS)]
             if base in ('tmp', 'out', 'log') and parent == '.redo':
                 left += [os.path.relpath(os.path.join(d, n), root) for n in dirs + files]
+            if base == 'memo' and parent == '.redo':
+                left += [os.path.relpath(os.path.join(d, n), root) for n in files if n.endswith('.tmp')]
             if base == '.redo':
                 left += [os.path.relpath(os.path.join(d, n), root) for n in files if n.endswith('.tmp')]
         return left

@@ -308,3 +308,40 @@ def test_do_file_built_in_the_run_after_its_target_was_checked_is_seen(sb):
     sb.ifchange('all', check=True)
     assert runs(sb) == ['all', 't']
     assert sb.read('t') == 'own\n'
+
+
+def test_memo_holds_where_redo_is_a_symlink(sb, tmp_path_factory):
+    # .redo as a symlink to a directory elsewhere (state kept out of the
+    # tree): the memo is written and must be usable, and still see a change
+    # made in the directory the link points to.
+    state = tmp_path_factory.mktemp('state')
+    os.symlink(state, sb.path / '.redo')
+    project(sb)
+    sb.ifchange('all', check=True)
+    p, lines = strace(sb, 'openat,open', 'redo-ifchange', 'all')
+    assert p.returncode == 0, p.stderr
+    assert not any('.rec' in x or 'summary' in x for x in lines if 'ENOENT' not in x), \
+        'the memo did not hold: the state was read'
+    assert runs(sb) == []
+    sb.write('src-a', 'A2\n')
+    sb.ifchange('all', check=True)
+    assert runs(sb) == ['a', 'all']
+
+
+def test_memo_left_half_written_by_a_killed_run_goes(sb):
+    # A run killed while it wrote its memo leaves NAME.PID.tmp: the next
+    # memo written there, or redo-cleanup, removes it (not a live one's).
+    project(sb)
+    memo_dir = sb.path / '.redo' / 'memo'
+    dead = memo_dir / ('0' * 32 + '.999999999.tmp')
+    live = memo_dir / ('1' * 32 + '.%d.tmp' % os.getpid())
+    dead.write_bytes(b'half')
+    live.write_bytes(b'half')
+    sb.write('src-a', 'A2\n')
+    sb.ifchange('all', check=True)
+    assert not dead.exists()
+    assert live.exists()
+    dead.write_bytes(b'half')
+    sb.run('redo-cleanup', check=True)
+    assert not dead.exists()
+    assert live.exists()
