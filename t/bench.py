@@ -44,7 +44,9 @@ For every implementation and job count, on a fresh copy of the tree, in this
 order (each one a whole process, timed with perf_counter around it):
 
   full    `redo-ifchange -jJ TOP` on the fresh copy: everything is built.
-  noop    the same command again right away: nothing needs building.
+  noop    the same command again right away: nothing needs building
+          (redo.py answers it from the memo the full build left: README,
+          Speed).
   touch   after os.utime gives one source a new mtime, content unchanged
           (srcN/2, or src in the chain). redo.py rebuilds nothing (SPEC §4).
   change  after that source's content changed: the wide tree rebuilds one
