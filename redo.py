@@ -1546,6 +1546,7 @@ class Graph:
         self.listed = {}          # dir -> fingerprint of dir/.redo when listed
         self.state_fps = {}       # path -> fingerprint of its state file as read
         self.written = set()      # targets whose state this run wrote
+        self.seeded_states = {}   # state file -> its fingerprint (seed)
         self.settled = True       # no observation was taken back (see Memo)
         top = env.get(ENV_TOP_DIR)
         self.top = abs_path(cwd, top) if top else None
@@ -1635,7 +1636,10 @@ class Graph:
         d = d or '/'
         key = state_key(name)
         path = '%s/%s/%s%s' % (d, STATE_DIR, key, STATE_SUFFIX)
-        fp = self.state_fps[n.path] = fingerprint_kept(lstat_or_none(path))
+        fp = self.seeded_states.pop(path, None) if self.seeded_states else None
+        if fp is None:
+            fp = fingerprint_kept(lstat_or_none(path))
+        self.state_fps[n.path] = fp
         summary = self.summary(d)
         hit = summary.pop(key, None)      # used once: memory goes back
         if hit is not None:
@@ -1783,7 +1787,9 @@ class Graph:
         suffix = '/' + STATE_DIR
         for d, files in pieces:
             if d.endswith(suffix):
-                continue              # state files
+                for name, fp in files:
+                    self.seeded_states[d + '/' + name] = fp
+                continue
             for name, fp in files:
                 if name == STATE_DIR:
                     continue
@@ -1984,28 +1990,25 @@ class Graph:
 
     def memo_pieces(self):
         """Yields the memo a piece at a time, (dir, [(name, fingerprint)]):
-        the files looked at in each directory, then the state files read
-        in each .redo (see memo_dirs for the rest)."""
-        state_fps = self.state_fps
-        for states in (False, True):
+        the state files read in each .redo, then the files looked at in
+        each directory (see memo_dirs for the rest).  State files first:
+        after an edit, they are mostly as they were, and what a memo that
+        no longer holds found unchanged, the check need not look at."""
+        states = self.state_fps.items()
+        files = ((n.path, n.now_fp) for n in self.nodes.values() if n.mode is not UNKNOWN)
+        for in_state_dir, entries in ((True, states), (False, files)):
             pieces = {}
-            for n in self.nodes.values():
-                if states:
-                    fp = state_fps.get(n.path) if n.rec is not None and n.rec is not UNKNOWN else None
-                else:
-                    fp = n.now_fp if n.mode is not UNKNOWN else None
-                if fp is None:
-                    continue
-                d, _, name = n.path.rpartition('/')
+            for path, fp in entries:
+                d, _, name = path.rpartition('/')
                 piece = pieces.get(d)
                 if piece is None:
                     piece = pieces[d] = []
-                piece.append((state_key(name) + STATE_SUFFIX if states else name, fp))
+                piece.append((state_key(name) + STATE_SUFFIX if in_state_dir else name, fp))
                 if len(piece) == MEMO_PIECE:
-                    yield self.memo_dir(d, states), piece
+                    yield self.memo_dir(d, in_state_dir), piece
                     del pieces[d]
             for d, piece in pieces.items():
-                yield self.memo_dir(d, states), piece
+                yield self.memo_dir(d, in_state_dir), piece
 
     @staticmethod
     def memo_dir(d, states):
