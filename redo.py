@@ -1548,6 +1548,7 @@ class Graph:
         self.written = set()      # targets whose state this run wrote
         self.seeded_states = {}   # state file -> its fingerprint (seed)
         self.settled = True       # no observation was taken back (see Memo)
+        self.seeds = None         # path -> (mode, fingerprint) a memo found (seed)
         top = env.get(ENV_TOP_DIR)
         self.top = abs_path(cwd, top) if top else None
 
@@ -1582,6 +1583,7 @@ class Graph:
         """An observation this run made may no longer hold (a target done
         is built again, or another run built it): no memo (§9)."""
         self.settled = False
+        self.seeds = None
 
     def clear_modified(self, path):
         self.modified.discard(path)
@@ -1760,6 +1762,11 @@ class Graph:
         or forgotten: files are not expected to change under a running
         build but by the .do that builds them."""
         if n.mode is UNKNOWN:
+            if self.seeds:
+                seed = self.seeds.pop(n.path, None)
+                if seed is not None:
+                    n.mode, n.now_fp = seed
+                    return seed
             st = lstat_or_none(n.path)
             n.now_fp = fingerprint_kept(st, n.path)
             if self.unfilled and n.path in self.unfilled:
@@ -1783,8 +1790,12 @@ class Graph:
 
     def seed(self, pieces):
         """Takes as its own the lstat of files a memo found unchanged
-        (memo_holds): the same fingerprints, a moment earlier."""
+        (memo_holds): the same fingerprints, a moment earlier.  Only until
+        the first .do runs (unseed): a .do may change any file, and a file
+        first looked at after it must be seen as it is then, as it would
+        be with no memo."""
         suffix = '/' + STATE_DIR
+        seeds = {}
         for d, files in pieces:
             if d.endswith(suffix):
                 for name, fp in files:
@@ -1793,11 +1804,14 @@ class Graph:
             for name, fp in files:
                 if name == STATE_DIR:
                     continue
-                n = self.node(d + '/' + name if d != '/' else '/' + name)
-                if n.mode is UNKNOWN:
-                    n.now_fp = fp
-                    mode = None if fp == ABSENT else int(fp.split(':', 3)[2], 8)
-                    n.mode = None if mode is None else MODES.setdefault(mode, mode)
+                mode = None if fp == ABSENT else int(fp.split(':', 3)[2], 8)
+                seeds[d + '/' + name if d != '/' else '/' + name] = (
+                    None if mode is None else MODES.setdefault(mode, mode), fp)
+        self.seeds = seeds or None
+
+    def unseed(self):
+        """A .do is to run: the memo's fingerprints not used yet go."""
+        self.seeds = None
 
     def now(self, n, dep=None):
         """The identity of n now, as its dependents see it.  dep, a stored
@@ -2586,6 +2600,7 @@ class Job:
         unlink_quiet(self.tmp3)           # what a killed run left
         unlink_quiet(self.out)
         unlink_quiet(self.log_tmp)
+        self.graph.unseed()
         if lstat_or_none(os.path.dirname(self.out)) is None:
             make_dirs(os.path.dirname(self.out))   # a .do removed it
         self.before = fingerprint(lstat_or_none(n.path))

@@ -345,3 +345,24 @@ def test_memo_left_half_written_by_a_killed_run_goes(sb):
     sb.run('redo-cleanup', check=True)
     assert not dead.exists()
     assert live.exists()
+
+
+def test_file_a_do_changes_before_another_target_looks_at_it_is_seen(sb):
+    # a.do appends to side, which b depends on; a is built before b is
+    # checked.  The memo of the last run no longer holds (sub/src changed
+    # after side was found unchanged in it): the check must see side as
+    # the .do left it, as it would with no memo, not as the memo found it.
+    sb.write('sub/src', '1\n')
+    sb.write('side', '0\n')
+    do(sb, 'a.do', 'redo-ifchange sub/src; cat sub/src; echo more >>side\n')
+    do(sb, 'b.do', 'redo-ifchange side; cat side\n')
+    do(sb, 'all.do', 'redo-ifchange a b\n')
+    env = {'REDO_JOBS': '1'}
+    sb.ifchange('all', check=True, env=env)
+    assert runs(sb) == ['a', 'all', 'b']
+    sb.write('sub/src', '2\n')
+    sb.ifchange('all', check=True, env=env)
+    assert runs(sb) == ['a', 'all', 'b']
+    assert sb.read('b') == sb.read('side')
+    sb.ifchange('all', check=True, env=env)
+    assert runs(sb) == []
