@@ -366,3 +366,20 @@ def test_file_a_do_changes_before_another_target_looks_at_it_is_seen(sb):
     assert sb.read('b') == sb.read('side')
     sb.ifchange('all', check=True, env=env)
     assert runs(sb) == []
+
+
+def test_do_file_a_do_writes_before_its_target_is_checked_is_seen(sb):
+    # a.do writes c.do (not a target: a file it makes on the side) before
+    # c is checked; the memo of the last run found c.do absent.  c must
+    # be built with it in this run, as with no memo.
+    sb.write('sub/src', '1\n')
+    do(sb, 'default.do', 'echo by-default\n')
+    do(sb, 'a.do', 'redo-ifchange sub/src; cat sub/src\n'
+                   'if [ "$(cat sub/src)" = 2 ]; then echo "echo own" >c.do; fi\n')
+    do(sb, 'all.do', 'redo-ifchange a c\n')
+    env = {'REDO_JOBS': '1'}
+    sb.ifchange('all', check=True, env=env)
+    assert sb.read('c') == 'by-default\n'
+    sb.write('sub/src', '2\n')
+    sb.ifchange('all', check=True, env=env)
+    assert sb.read('c') == 'own\n'
