@@ -1583,7 +1583,7 @@ class Graph:
         """An observation this run made may no longer hold (a target done
         is built again, or another run built it): no memo (§9)."""
         self.settled = False
-        self.seeds = None
+        self.unseed()
 
     def clear_modified(self, path):
         self.modified.discard(path)
@@ -1812,6 +1812,7 @@ class Graph:
     def unseed(self):
         """A .do is to run: the memo's fingerprints not used yet go."""
         self.seeds = None
+        self.seeded_states = {}
 
     def now(self, n, dep=None):
         """The identity of n now, as its dependents see it.  dep, a stored
