@@ -2078,11 +2078,15 @@ class Graph:
 # only what dependents compare (Record.checked): their check passed on the
 # observations in the memo, unless one was taken back (a target done and
 # built again, or built by another run: Graph.take_back), and then no memo
-# is written.  A .redo's fingerprint changes with any file made, renamed
+# is written; nor when a file that a check of another file saw (as a
+# dependency, a .do looked for, an ifcreate) is not the same at the end
+# (Graph.look).  A .redo's fingerprint changes with any file made, renamed
 # or removed in it, which is how every state file is written; each state
 # file the run read is in the memo too, by its fingerprint.  A .redo
 # written meanwhile (by this run or another) is listed again at the end:
-# every node must still be a target there, or not, as the run found it.
+# it must hold no state file but those the run listed or wrote.  When a
+# memo no longer holds, what it found unchanged is given to the check
+# that runs then (Graph.seed), until the first .do starts.
 # Within one tick of the clock of a kernel before 6.13, a file renamed in
 # a .redo just after the run's last look may leave its fingerprint as it
 # was: the window git's index accepts, and the one fingerprints of files
@@ -2136,6 +2140,8 @@ def memo_holds(path, key, seen):
                     return False
                 first = False
                 continue
+            if piece is None:
+                return pos == len(data)
             d, files = piece
             same = same_files(d, files)
         except (ValueError, EOFError, TypeError):
@@ -2144,7 +2150,7 @@ def memo_holds(path, key, seen):
             seen.append((d, files[:same]))
             return False
         seen.append(piece)
-    return not first
+    return False                  # no end: cut short
 
 
 def same_files(d, files):
@@ -2214,6 +2220,7 @@ def end_memo(tmp, path, last):
         with open(tmp, 'ab') as f:
             for piece in last:
                 write_piece(f, piece)
+            write_piece(f, None)          # the end: a memo cut short never holds
         os.replace(tmp, path)
         prune_memos(os.path.dirname(path))
     except (OSError, ValueError, Error):
@@ -4988,15 +4995,32 @@ class Run:
         self.term.show_status('')
         tmp = None
         if not self.signal:
-            if memo is not None and self.top_ok and self.graph.memo_ok(tops):
-                tmp = start_memo(memo[0], memo[1], self.graph.memo_pieces())
+            if memo is not None and self.top_ok:
+                tmp = self.start_memo(tops, *memo)
             self.graph.save_summaries()
         self.builder.sync()
         if tmp is not None:
-            end_memo(tmp, memo[0], None if self.signal else self.graph.memo_dirs())
+            self.end_memo(tmp, memo[0])
         if self.signal:
             return self.say_interrupted()
         return EXIT_OK if self.top_ok else EXIT_FAILED
+
+    def start_memo(self, tops, path, key):
+        """The memo of this run (§9), started if it makes one: its
+        temporary file, or None.  A cache: an error only costs it."""
+        try:
+            if self.graph.memo_ok(tops):
+                return start_memo(path, key, self.graph.memo_pieces())
+        except (Error, OSError):
+            pass
+        return None
+
+    def end_memo(self, tmp, path):
+        try:
+            last = None if self.signal else self.graph.memo_dirs()
+        except (Error, OSError):
+            last = None
+        end_memo(tmp, path, last)
 
     def say_interrupted(self):
         """The last word of an interrupted run, and its exit status."""
@@ -5363,8 +5387,11 @@ def cmd_redo(args, env, cmd='redo'):
     memo = None
     seen = []
     if cmd == 'ifchange' and not opts.debug:
-        memo = memo_place(cmd, cwd, args, env, paths[0])
-        if memo_holds(memo[0], memo[1], seen):
+        try:
+            memo = memo_place(cmd, cwd, args, env, paths[0])
+        except Error:
+            pass                  # redo.py itself cannot be looked at
+        if memo is not None and memo_holds(memo[0], memo[1], seen):
             return EXIT_OK
     term = Term(env, opts.progress)
     # The graph is made of long-lived objects: the cyclic collector would
