@@ -1356,18 +1356,15 @@ SUMMARY_CHUNK = 1000      # entries per marshal object in a summary
 SUMMARY_MAGIC = b'redo.py summary 3\n'   # and Record.to_tuple's layout
 
 
-def summary_chunks(d):
-    """Yields the dicts {key: (fingerprint, marshalled record)} that make up
-    the summary of d/.redo (see Graph.read_state).  The file is a line
-    naming its format, then dicts of at most SUMMARY_CHUNK entries, each
-    marshalled after its length (8 bytes, little-endian): it is read and
-    written a piece at a time, and each piece unmarshalled from bytes (from
-    a file, marshal reads an object at a time: five times slower).  A
-    damaged file yields what came before the damage, and an entry of the
-    wrong shape is skipped (Graph.read_state).  No hash guards it: one
-    costs a millisecond per 1000 entries, at every start."""
+def read_pieces(path, magic):
+    """Yields the objects of a file that is a line naming its format
+    (magic), then pieces each marshalled after its length (8 bytes,
+    little-endian): read and unmarshalled a piece at a time, from bytes
+    (from a file, marshal reads an object at a time: five times slower).
+    A damaged file yields what came before the damage; a missing one, or
+    one that is not a regular file (a fifo would block), nothing."""
     try:
-        fd = os.open('%s/%s/%s' % (d, STATE_DIR, SUMMARY), os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except (OSError, ValueError):
         return
     try:
@@ -1379,24 +1376,35 @@ def summary_chunks(d):
     with f:
         try:
             if not _is_file(st):
-                return            # a fifo would block, a device never end
-            left = st.st_size
-            if f.readline() != SUMMARY_MAGIC:
                 return
-            left -= len(SUMMARY_MAGIC)
+            left = st.st_size
+            if f.readline() != magic:
+                return
+            left -= len(magic)
             while left >= 8:
                 size = int.from_bytes(f.read(8), 'little')
                 left -= 8 + size
                 if left < 0:
                     return
                 data = f.read(size)
-                chunk = marshal_loads(data)
+                piece = marshal_loads(data)
                 del data
-                if type(chunk) is not dict:
-                    return
-                yield chunk
+                yield piece
         except (ValueError, EOFError, TypeError, OSError):
             return
+
+
+def summary_chunks(d):
+    """Yields the dicts {key: (fingerprint, marshalled record)} that make up
+    the summary of d/.redo (see Graph.read_state): pieces (read_pieces) of
+    at most SUMMARY_CHUNK entries, so that it is read and written a piece
+    at a time.  An entry of the wrong shape is skipped (Graph.read_state).
+    No hash guards it: one costs a millisecond per 1000 entries, at every
+    start."""
+    for chunk in read_pieces('%s/%s/%s' % (d, STATE_DIR, SUMMARY), SUMMARY_MAGIC):
+        if type(chunk) is not dict:
+            return
+        yield chunk
 
 
 def write_piece(f, chunk):
@@ -1546,9 +1554,9 @@ class Graph:
         self.listed = {}          # dir -> fingerprint of dir/.redo when listed
         self.state_fps = {}       # path -> fingerprint of its state file as read
         self.written = set()      # targets whose state this run wrote
-        self.seeded_states = {}   # state file -> its fingerprint (seed)
         self.settled = True       # no observation was taken back (see Memo)
-        self.seeds = None         # path -> (mode, fingerprint) a memo found (seed)
+        self.seeds = None         # path -> (mode, fingerprint) a memo found
+                                  # (Graph.seed), state files' too
         top = env.get(ENV_TOP_DIR)
         self.top = abs_path(cwd, top) if top else None
 
@@ -1638,9 +1646,8 @@ class Graph:
         d = d or '/'
         key = state_key(name)
         path = '%s/%s/%s%s' % (d, STATE_DIR, key, STATE_SUFFIX)
-        fp = self.seeded_states.pop(path, None) if self.seeded_states else None
-        if fp is None:
-            fp = fingerprint_kept(lstat_or_none(path))
+        seed = self.seeds.pop(path, None) if self.seeds else None
+        fp = seed[1] if seed is not None else fingerprint_kept(lstat_or_none(path))
         self.state_fps[n.path] = fp
         summary = self.summary(d)
         hit = summary.pop(key, None)      # used once: memory goes back
@@ -1794,16 +1801,11 @@ class Graph:
         the first .do runs (unseed): a .do may change any file, and a file
         first looked at after it must be seen as it is then, as it would
         be with no memo."""
-        suffix = '/' + STATE_DIR
         seeds = {}
         for d, files in pieces:
-            if d.endswith(suffix):
-                for name, fp in files:
-                    self.seeded_states[d + '/' + name] = fp
-                continue
             for name, fp in files:
                 if name == STATE_DIR:
-                    continue
+                    continue          # the memo's own check of .redo
                 mode = None if fp == ABSENT else int(fp.split(':', 3)[2], 8)
                 seeds[d + '/' + name if d != '/' else '/' + name] = (
                     None if mode is None else MODES.setdefault(mode, mode), fp)
@@ -1812,7 +1814,6 @@ class Graph:
     def unseed(self):
         """A .do is to run: the memo's fingerprints not used yet go."""
         self.seeds = None
-        self.seeded_states = {}
 
     def now(self, n, dep=None):
         """The identity of n now, as its dependents see it.  dep, a stored
@@ -2112,39 +2113,22 @@ def memo_place(cmd, cwd, args, env, first):
 
 def memo_holds(path, key, seen):
     """Whether the memo at path, made for key, still holds: every file in
-    it has the fingerprint it had.  The file: MEMO_MAGIC, then the key and
-    the pieces (Graph.memo_pieces, memo_dirs), each marshalled after its
-    length (8 bytes, little-endian).  Each directory's files are looked at
-    from the directory, opened once (no path to walk for each).  What was
-    found unchanged before a difference goes to the list seen, as pieces:
-    the check that runs then need not look again (Graph.seed)."""
-    try:
-        data = read_bytes_or_none(path)
-    except Error:
+    it has the fingerprint it had.  The file: pieces (read_pieces) that are
+    the key, then those of Graph.memo_pieces and memo_dirs, then None.
+    Each directory's files are looked at from the directory, opened once
+    (no path to walk for each).  What was found unchanged before a
+    difference goes to the list seen, as pieces: the check that runs then
+    need not look again (Graph.seed)."""
+    pieces = read_pieces(path, MEMO_MAGIC)
+    if next(pieces, None) != key:
         return False
-    if data is None or not data.startswith(MEMO_MAGIC):
-        return False
-    view = memoryview(data)
-    pos = len(MEMO_MAGIC)
-    first = True
-    while pos < len(data):
-        size = int.from_bytes(view[pos:pos + 8], 'little')
-        pos += 8
-        if size <= 0 or pos + size > len(data):
-            return False
+    for piece in pieces:
+        if piece is None:
+            return next(pieces, None) is None
         try:
-            piece = marshal_loads(view[pos:pos + size])
-            pos += size
-            if first:
-                if piece != key:
-                    return False
-                first = False
-                continue
-            if piece is None:
-                return pos == len(data)
             d, files = piece
             same = same_files(d, files)
-        except (ValueError, EOFError, TypeError):
+        except (ValueError, TypeError):
             return False
         if same < len(files):
             seen.append((d, files[:same]))
@@ -2176,11 +2160,8 @@ def same_files(d, files):
                     return i
                 i += 1
                 continue
-            if (st.st_mode & 0o170000) == 0o120000:
-                if fingerprint(st, os.path.join(d, name)) != fp:
-                    return i
-            elif '%d:%d:%o:%d:%d' % (st.st_size, st.st_ino, st.st_mode,
-                                     st.st_mtime_ns, st.st_ctime_ns) != fp:
+            link = (st.st_mode & 0o170000) == 0o120000     # what it points to too
+            if fingerprint(st, os.path.join(d, name) if link else None) != fp:
                 return i
             i += 1
     except (OSError, ValueError):
